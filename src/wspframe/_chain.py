@@ -1,0 +1,300 @@
+"""Compiled protocol chains: the per-chain dispatch tables.
+
+Theory of operation
+-------------------
+A chain entry ``(L0, L1, ..., B)`` compiles once into a list of
+:class:`NextLayer` objects, one per level.  Each knows its provider, the
+protocol info that level must be given (the chain entry for a layer, the base
+entry for the base: the SPI's propagation rule), the catalog id its handles
+belong to, and, for every per-socket operation, the first level at or below it
+that implements the operation (a layer that does not override ``send`` is
+skipped for ``send``).
+
+Per socket, a :class:`Dispatch` holds one level's context and binds each
+operation on first use to ``functools.partial(implementation, provider,
+context_at_that_level)``: afterwards a call through a chain is one C-level
+partial call per *overriding* level, with no dictionary lookups by handle and
+no pluggy.  ``accept`` and ``close_socket`` visit every level, since each
+level keeps state per socket.
+"""
+
+from __future__ import annotations
+
+import functools
+import types
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from ._errors import WSAErrorCode, contain, raise_wsa
+from ._protocol import ProtocolInfo
+from ._spi import DATA_OPERATIONS, LayeredProvider, LayerSocket, ServiceProvider
+
+if TYPE_CHECKING:
+    from ._handles import HandleTable
+
+__all__ = ["Dispatch", "NextLayer", "compile_levels", "overridden_operations"]
+
+_SLOTS: Final = ("level", "context", "handle", *DATA_OPERATIONS, "accept", "close_socket")
+
+
+def overridden_operations(cls: type[ServiceProvider]) -> frozenset[str]:
+    """The per-socket operations a layer class overrides (all, for a base)."""
+    if not issubclass(cls, LayeredProvider):
+        return frozenset(DATA_OPERATIONS)
+    return frozenset(
+        op for op in DATA_OPERATIONS if getattr(cls, op) is not getattr(LayeredProvider, op)
+    )
+
+
+def _bind(provider: ServiceProvider, op: str, *args: Any) -> Callable[..., Any]:
+    method = getattr(provider, op)
+    if isinstance(method, types.MethodType):
+        return functools.partial(method.__func__, method.__self__, *args)
+    return functools.partial(method, *args)
+
+
+class NextLayer:
+    """One level of a compiled chain, as the level above sees it.
+
+    A layer's ``socket()`` receives the ``NextLayer`` below it and calls
+    ``next.socket(af, type, protocol, next.protocol_info, group, flags)``.
+    """
+
+    __slots__ = (
+        "below",
+        "catalog_entry_id",
+        "chain_info",
+        "ifs",
+        "index",
+        "is_base",
+        "overrides",
+        "protocol_info",
+        "provider",
+        "table",
+        "targets",
+    )
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        provider: ServiceProvider,
+        protocol_info: ProtocolInfo,
+        chain_info: ProtocolInfo,
+        catalog_entry_id: int,
+        ifs: bool,
+        below: NextLayer | None,
+        table: HandleTable,
+    ) -> None:
+        self.index = index
+        self.provider = provider
+        #: The protocol info this level must be given (propagation rule).
+        self.protocol_info = protocol_info
+        #: The entry the socket was made from (the top of the chain).
+        self.chain_info = chain_info
+        #: The catalog id this level's handles are registered under.
+        self.catalog_entry_id = catalog_entry_id
+        #: Whether this level exposes IFS handles.
+        self.ifs = ifs
+        self.is_base = below is None
+        self.below = below
+        self.table = table
+        self.overrides = overridden_operations(type(provider))
+        targets: dict[str, NextLayer] = {}
+        for op in DATA_OPERATIONS:
+            if self.is_base or op in self.overrides:
+                targets[op] = self
+            else:
+                assert below is not None
+                targets[op] = below.targets[op]
+        self.targets = targets
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    def __repr__(self) -> str:
+        kind = "base" if self.is_base else "layer"
+        return f"<NextLayer {self.index} {kind} {self.provider.name!r} id={self.catalog_entry_id}>"
+
+    # -- socket creation ----------------------------------------------------
+    def socket(
+        self,
+        af: int,
+        type: int,  # noqa: A002
+        protocol: int,
+        protocol_info: ProtocolInfo,
+        group: int,
+        flags: int,
+    ) -> Dispatch:
+        """Create the socket at this level (and, through it, every level below)."""
+        if protocol_info != self.protocol_info:
+            expected = "the base entry's own" if self.is_base else "the same, unmodified chain"
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"protocol info {protocol_info.name!r} (id {protocol_info.catalog_entry_id}) "
+                f"passed to {self.provider.name!r}; the SPI requires {expected} protocol info "
+                f"{self.protocol_info.name!r} (id {self.protocol_info.catalog_entry_id})",
+            )
+        try:
+            if self.is_base:
+                ctx = self.provider.socket(af, type, protocol, protocol_info, group, flags)  # type: ignore[attr-defined]
+            else:
+                ctx = self.provider.socket(self.below, af, type, protocol, protocol_info, group, flags)  # type: ignore[attr-defined]
+        except Exception as exc:
+            err = contain(exc, f"{self.provider.name}.socket")
+            if err is exc:
+                raise
+            raise err from exc
+        return self.adopt(ctx)
+
+    def adopt(self, ctx: Any) -> Dispatch:
+        """Check a new context's handle (the SPI's handle rule) and bind it."""
+        self.table.check_owner(ctx, self)
+        return Dispatch(self, ctx)
+
+    # -- provider operations -----------------------------------------------
+    def select(
+        self,
+        readers: Sequence[Any],
+        writers: Sequence[Any],
+        errors: Sequence[Any],
+        timeout: float | None,
+    ) -> tuple[list[Any], list[Any], list[Any]]:
+        """``WSPSelect`` over contexts of this level."""
+        if self.is_base:
+            result: tuple[list[Any], list[Any], list[Any]] = self.provider.select(  # type: ignore[attr-defined]
+                readers, writers, errors, timeout
+            )
+            return result
+        if type(self.provider).select is not LayeredProvider.select:
+            return self.provider.select(self.below, readers, writers, errors, timeout)  # type: ignore[attr-defined, no-any-return]
+        # Not overridden: select one level down and map back.
+        assert self.below is not None
+        back: dict[int, Any] = {}
+
+        def down(items: Sequence[Any]) -> list[Any]:
+            out = []
+            for item in items:
+                if not isinstance(item, LayerSocket):
+                    raise_wsa(WSAErrorCode.WSAENOTSOCK, f"{item!r} is not a socket of {self.name!r}")
+                back[id(item.lower.context)] = item
+                out.append(item.lower.context)
+            return out
+
+        r, w, x = self.below.select(down(readers), down(writers), down(errors), timeout)
+        return [back[id(c)] for c in r], [back[id(c)] for c in w], [back[id(c)] for c in x]
+
+    def address_to_string(self, address: Any, protocol_info: ProtocolInfo) -> str:
+        if self.is_base:
+            return self.provider.address_to_string(address, protocol_info)
+        return self.provider.address_to_string(self.below, address, protocol_info)  # type: ignore[call-arg, arg-type]
+
+    def string_to_address(self, text: str, af: int, protocol_info: ProtocolInfo) -> Any:
+        if self.is_base:
+            return self.provider.string_to_address(text, af, protocol_info)
+        return self.provider.string_to_address(self.below, text, af, protocol_info)  # type: ignore[call-arg, arg-type]
+
+    # -- binding ------------------------------------------------------------
+    def bind(self, op: str, ctx: Any) -> Callable[..., Any]:
+        """Bind ``op`` for the socket whose context at this level is ``ctx``."""
+        if op == "accept":
+            return functools.partial(_accept, self, ctx)
+        if op == "close_socket":
+            return _bind(self.provider, op, ctx)
+        target = self.targets.get(op)
+        if target is None:
+            raise AttributeError(op)
+        level: NextLayer = self
+        while level is not target:
+            ctx = ctx.lower.context
+            assert level.below is not None
+            level = level.below
+        return _bind(target.provider, op, ctx)
+
+
+def _accept(level: NextLayer, ctx: Any) -> tuple[Dispatch, Any]:
+    new_ctx, address = level.provider.accept(ctx)  # type: ignore[attr-defined]
+    return level.adopt(new_ctx), address
+
+
+class Dispatch:
+    """The bound dispatch table of one socket, from one level of its chain down.
+
+    Attribute ``op`` is a callable running ``op`` at the first level at or
+    below ``level`` that implements it, for this socket.  A layer reaches the
+    rest of the chain through ``s.lower``, which is a ``Dispatch``.
+    """
+
+    __slots__ = _SLOTS
+
+    level: NextLayer
+    context: Any
+    handle: int
+
+    def __init__(self, level: NextLayer, context: Any) -> None:
+        self.level = level
+        self.context = context
+        self.handle = context.handle
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while the slot is still unset: bind once, then cache.
+        if name not in _SLOTS:
+            raise AttributeError(name)
+        fn = self.level.bind(name, self.context)
+        object.__setattr__(self, name, fn)
+        return fn
+
+    def contexts(self) -> list[Any]:
+        """This socket's context at this level and every level below it."""
+        out = [self.context]
+        ctx = self.context
+        while isinstance(ctx, LayerSocket):
+            ctx = ctx.lower.context
+            out.append(ctx)
+        return out
+
+    def __repr__(self) -> str:
+        return f"<Dispatch {self.level.name!r} handle={self.handle}>"
+
+
+def compile_levels(
+    *,
+    chain_info: ProtocolInfo,
+    providers: Sequence[ServiceProvider],
+    level_infos: Sequence[ProtocolInfo],
+    table: HandleTable,
+) -> list[NextLayer]:
+    """Compile a chain: ``providers[i]`` runs level ``i``; the last is the base.
+
+    ``level_infos[i]`` is the catalog entry level ``i`` registers its handles
+    under (a layer's dummy entry, the base entry).
+    """
+    levels: list[NextLayer] = []
+    below: NextLayer | None = None
+    n = len(providers)
+    base_info = level_infos[-1]
+    for index in range(n - 1, -1, -1):
+        provider = providers[index]
+        if index == n - 1:
+            ifs = base_info.ifs
+            passed = base_info
+        else:
+            assert below is not None
+            wanted = getattr(type(provider), "ifs", None)
+            ifs = below.ifs and wanted is not False
+            passed = chain_info
+        level = NextLayer(
+            index=index,
+            provider=provider,
+            protocol_info=passed,
+            chain_info=chain_info,
+            catalog_entry_id=level_infos[index].catalog_entry_id,
+            ifs=ifs,
+            below=below,
+            table=table,
+        )
+        levels.append(level)
+        below = level
+    levels.reverse()
+    return levels

@@ -1,0 +1,243 @@
+"""Socket handles and the upcall table (``WPUCreateSocketHandle`` and friends).
+
+Theory of operation
+-------------------
+A handle is an int that is a real OS file descriptor.
+
+* An IFS provider's handle is its own OS socket: it registers it with
+  :meth:`Upcalls.modify_ifs_handle` under its catalog id before returning it.
+  An IFS layer registers the lower handle under its own (layered) entry id:
+  the record then has several owners, the top one last.
+* A non-IFS provider gets a handle minted by :meth:`Upcalls.create_socket_handle`:
+  one end of a ``socketpair`` whose other end belongs to the host, so that the
+  handle is indistinguishable from a file-system handle (``select``,
+  ``os.read``) - the seed's redirector.  The context given at creation comes
+  back from :meth:`Upcalls.query_socket_handle_context`.
+
+The table is touched when sockets are made and closed, never per send or recv.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import socket as _socket
+import stat
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ._errors import WSAErrorCode, raise_wsa, wsa_error
+from ._spi import LayerSocket
+
+if TYPE_CHECKING:
+    from ._chain import NextLayer
+
+__all__ = ["HandleRecord", "HandleTable", "Upcalls"]
+
+
+@dataclasses.dataclass(slots=True)
+class HandleRecord:
+    """What the host knows of one handle."""
+
+    handle: int
+    ifs: bool
+    owners: list[int]
+    context: Any = None
+    #: For a minted handle: the host's end of the socketpair.
+    peer: _socket.socket | None = None
+
+    @property
+    def owner(self) -> int:
+        """The catalog id of the top-most provider exposing this handle."""
+        return self.owners[-1]
+
+
+class HandleTable:
+    """The host's table of handles, keyed by handle."""
+
+    def __init__(self, is_catalog_id: Callable[[int], bool]) -> None:
+        self._records: dict[int, HandleRecord] = {}
+        self._lock = threading.Lock()
+        self._is_catalog_id = is_catalog_id
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, handle: object) -> bool:
+        return handle in self._records
+
+    def get(self, handle: int) -> HandleRecord | None:
+        return self._records.get(handle)
+
+    def handles(self) -> list[int]:
+        with self._lock:
+            return list(self._records)
+
+    def _check_id(self, catalog_entry_id: int) -> None:
+        if not isinstance(catalog_entry_id, int) or not self._is_catalog_id(catalog_entry_id):
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"catalog entry id {catalog_entry_id!r} is not installed in this host's catalog",
+            )
+
+    # -- the upcalls ----------------------------------------------------------
+    def create(self, catalog_entry_id: int, context: Any) -> int:
+        self._check_id(catalog_entry_id)
+        try:
+            mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise wsa_error(
+                    WSAErrorCode.WSAEMFILE, f"no more descriptors for a new handle: {exc}"
+                ) from exc
+            raise wsa_error(
+                WSAErrorCode.WSAENOBUFS, f"not enough buffers for a new handle: {exc}"
+            ) from exc
+        handle = mine.detach()
+        with self._lock:
+            self._records[handle] = HandleRecord(handle, False, [catalog_entry_id], context, theirs)
+        return handle
+
+    def modify_ifs(self, catalog_entry_id: int, os_handle: int) -> int:
+        self._check_id(catalog_entry_id)
+        if not isinstance(os_handle, int) or os_handle < 0:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}")
+        try:
+            mode = os.fstat(os_handle).st_mode
+        except OSError:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not open")
+        if not stat.S_ISSOCK(mode):
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
+        with self._lock:
+            record = self._records.get(os_handle)
+            if record is None:
+                self._records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
+            elif record.ifs:
+                record.owners.append(catalog_entry_id)
+            else:
+                raise_wsa(
+                    WSAErrorCode.WSAEINVAL,
+                    f"handle {os_handle} was minted by create_socket_handle; "
+                    "only a provider's own OS handle can be an IFS handle",
+                )
+        return os_handle
+
+    def query(self, handle: int) -> Any:
+        record = self._records.get(handle)
+        if record is None:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
+        if record.ifs:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"handle {handle} is an IFS handle; it has no context in the host",
+            )
+        return record.context
+
+    def close(self, handle: int) -> None:
+        with self._lock:
+            record = self._records.get(handle)
+            if record is None:
+                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
+            if record.ifs:
+                record.owners.pop()
+                if not record.owners:
+                    del self._records[handle]
+                return
+            del self._records[handle]
+        _close_minted(record)
+
+    def discard(self, handle: int) -> HandleRecord | None:
+        """Drop a handle whatever its owners (host cleanup); close it if minted."""
+        with self._lock:
+            record = self._records.pop(handle, None)
+        if record is not None and not record.ifs:
+            _close_minted(record)
+        return record
+
+    # -- the host's checks -----------------------------------------------------
+    def check_owner(self, ctx: Any, level: NextLayer) -> None:
+        """Reject a context whose handle the level did not obtain through the upcalls.
+
+        On rejection the context is closed at its level (nothing is leaked) and
+        WSAEINVALIDPROVIDER is raised.
+        """
+        problem = None
+        handle = getattr(ctx, "handle", None)
+        record = self._records.get(handle) if isinstance(handle, int) else None
+        if not level.is_base and not isinstance(ctx, LayerSocket):
+            problem = f"returned {ctx!r}, which is not a LayerSocket"
+        elif record is None:
+            problem = (
+                f"returned handle {handle!r}, which it did not obtain from "
+                "create_socket_handle or modify_ifs_handle"
+            )
+        elif record.owner != level.catalog_entry_id:
+            problem = (
+                f"returned handle {handle}, registered under catalog id {record.owner}, "
+                f"not its own id {level.catalog_entry_id}"
+            )
+        elif level.ifs and not record.ifs:
+            problem = (
+                f"advertises XP1_IFS_HANDLES but returned handle {handle} minted by "
+                "create_socket_handle"
+            )
+        if problem is None:
+            return
+        try:
+            level.provider.close_socket(ctx)  # type: ignore[attr-defined]
+        except Exception:  # noqa: S110 - best effort; the provider is already at fault
+            pass
+        if isinstance(handle, int) and handle in self._records:
+            rec = self._records[handle]
+            if rec.owner == level.catalog_entry_id:
+                self.close(handle)
+        raise_wsa(WSAErrorCode.WSAEINVALIDPROVIDER, f"provider {level.provider.name!r} {problem}")
+
+
+def _close_minted(record: HandleRecord) -> None:
+    try:
+        os.close(record.handle)
+    except OSError:
+        pass
+    if record.peer is not None:
+        record.peer.close()
+
+
+class Upcalls:
+    """The upcall table (``WSPUPCALLTABLE``) a host gives each provider.
+
+    Providers call these; they never touch the host otherwise.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: HandleTable) -> None:
+        self._table = table
+
+    def create_socket_handle(self, catalog_entry_id: int, context: Any) -> int:
+        """``WPUCreateSocketHandle``: mint a new handle (a real descriptor) for a
+        non-IFS provider; ``context`` comes back from
+        :meth:`query_socket_handle_context`.  Raises WSAENOBUFS (or WSAEMFILE
+        when descriptors run out); an unknown catalog id is WSAEINVAL.
+        """
+        return self._table.create(catalog_entry_id, context)
+
+    def close_socket_handle(self, handle: int) -> None:
+        """``WPUCloseSocketHandle``: release a handle (an IFS registration is
+        dropped; the provider then closes its own OS handle).  Unknown:
+        WSAENOTSOCK."""
+        self._table.close(handle)
+
+    def query_socket_handle_context(self, handle: int) -> Any:
+        """``WPUQuerySocketHandleContext``: the context given at creation."""
+        return self._table.query(handle)
+
+    def modify_ifs_handle(self, catalog_entry_id: int, os_handle: int) -> int:
+        """``WPUModifyIFSHandle``: register an IFS provider's own OS handle.
+
+        Unknown catalog id: WSAEINVAL; not an open socket descriptor:
+        WSAENOTSOCK.  Returns the handle to expose (the same descriptor).
+        """
+        return self._table.modify_ifs(catalog_entry_id, os_handle)

@@ -1,0 +1,437 @@
+"""The client ``Socket``: the Python socket module's API over a protocol chain.
+
+Theory of operation
+-------------------
+A :class:`Socket` is one descriptor (handle) of a :class:`SocketCore`, the
+state shared by every descriptor of a socket (``duplicate()`` makes more).
+The core holds the chain's top :class:`~wspframe._chain.Dispatch`; the hot
+operations (send, recv and friends) are cached on each ``Socket`` as the bound
+callables of the chain, so a call is one Python frame here plus one per
+overriding layer.  Argument checks happen only after a failure, to name the
+bad value without costing the successful path anything.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Final, NoReturn
+
+from ._constants import FIONBIO, SOCK_STREAM
+from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
+from ._protocol import ProtocolInfo
+
+if TYPE_CHECKING:
+    from ._chain import Dispatch
+    from ._host import Host
+
+__all__ = ["Socket", "SocketCore"]
+
+_HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
+
+
+class SocketCore:
+    """State shared by every descriptor of one socket."""
+
+    __slots__ = (
+        "af",
+        "closed",
+        "entry",
+        "flags",
+        "host",
+        "lock",
+        "proto",
+        "refs",
+        "state",
+        "timeout",
+        "top",
+        "type",
+    )
+
+    def __init__(
+        self, host: Host, top: Dispatch, entry: ProtocolInfo, flags: int, af: int, type_: int, proto: int
+    ) -> None:
+        self.host = host
+        self.top = top
+        self.entry = entry
+        self.flags = flags
+        self.af = entry.address_family if af in (0, -1) else af
+        self.type = entry.socket_type if type_ in (0, -1) else type_
+        self.proto = entry.protocol if proto in (0, -1) else proto
+        self.refs = 1
+        self.closed = False
+        self.state = "open"
+        self.timeout: float | None = None
+        self.lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self.lock:
+            self.refs += 1
+
+    def release(self) -> bool:
+        """Drop one descriptor; True when it was the last."""
+        with self.lock:
+            self.refs -= 1
+            if self.refs or self.closed:
+                return False
+            self.closed = True
+            return True
+
+
+def _closed(*args: Any) -> NoReturn:
+    raise_wsa(WSAErrorCode.WSAENOTSOCK, "the socket is closed")
+
+
+def _address_problem(af: int, address: object) -> str | None:
+    import socket as _socket
+
+    if af == _socket.AF_INET:
+        ok = (
+            isinstance(address, tuple)
+            and len(address) == 2
+            and isinstance(address[0], str)
+            and isinstance(address[1], int)
+        )
+        form = "a (host, port) tuple for AF_INET"
+    elif af == _socket.AF_INET6:
+        ok = (
+            isinstance(address, tuple)
+            and 2 <= len(address) <= 4
+            and isinstance(address[0], str)
+            and all(isinstance(v, int) for v in address[1:])
+        )
+        form = "a (host, port[, flowinfo, scope_id]) tuple for AF_INET6"
+    else:
+        return None
+    if not ok:
+        return f"address must be {form}, got {address!r}"
+    port = address[1]  # type: ignore[index]
+    if not 0 <= port <= 65535:
+        return f"port must be 0..65535, got {port!r}"
+    return None
+
+
+class Socket:
+    """A socket handed out by :meth:`wspframe.Host.socket`.
+
+    Names and behaviour follow :class:`socket.socket`; every failure is a
+    :class:`~wspframe.WSAError` (timeouts are WSAETIMEDOUT, also a
+    :class:`TimeoutError`).
+    """
+
+    __slots__ = ("__weakref__", "_core", "_handle", *(f"_{op}" for op in _HOT))
+
+    def __init__(self, core: SocketCore, handle: int) -> None:
+        self._core = core
+        self._handle = handle
+        top = core.top
+        self._send = top.send
+        self._recv = top.recv
+        self._recv_into = top.recv_into
+        self._sendto = top.sendto
+        self._recvfrom = top.recvfrom
+        self._recvfrom_into = top.recvfrom_into
+
+    # -- error handling (slow path only) --------------------------------------
+    def _reraise(self, exc: Exception, op: str, **args: Any) -> NoReturn:
+        """Re-raise a failure of ``op`` as the right WSAError (slow path only).
+
+        Must be called from the ``except`` block handling ``exc``.
+        """
+        err = self._fail(exc, op, **args)
+        if err is exc:
+            raise  # noqa: PLE0704 - re-raises the exception being handled
+        raise err from exc
+
+    def _fail(self, exc: BaseException, op: str, **args: Any) -> WSAError:
+        if self._handle < 0:
+            return wsa_error(WSAErrorCode.WSAENOTSOCK, f"{op}() on a closed socket")
+        for name, value in args.items():
+            problem = None
+            if name in ("bufsize", "nbytes", "backlog") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                problem = (WSAErrorCode.WSAEINVAL, f"{name} must be an int >= 0, got {value!r}")
+            elif name == "address":
+                text = _address_problem(self._core.af, value)
+                if text:
+                    problem = (WSAErrorCode.WSAEFAULT, text)
+            elif name == "data" and not isinstance(value, (bytes, bytearray, memoryview)):
+                problem = (
+                    WSAErrorCode.WSAEFAULT,
+                    f"data must be bytes-like, got {type(value).__name__}",
+                )
+            if problem:
+                err = wsa_error(*problem)
+                err.__cause__ = exc
+                return err
+        return contain(exc, op)
+
+    def _dispatch(self) -> Dispatch:
+        if self._handle < 0:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, "the socket is closed")
+        return self._core.top
+
+    def _call(self, op: str, *args: Any, **named: Any) -> Any:
+        top = self._dispatch()
+        try:
+            return getattr(top, op)(*args)
+        except Exception as exc:
+            self._reraise(exc, op, **named)
+
+    # -- data --------------------------------------------------------------------
+    def send(self, data: Any, flags: int = 0) -> int:
+        """Send ``data``; return the number of bytes taken."""
+        try:
+            return self._send(data, flags)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "send", data=data)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        """Send all of ``data``, calling ``send`` until it is taken."""
+        try:
+            view = memoryview(data).cast("B")
+        except TypeError as exc:
+            self._reraise(exc, "sendall", data=data)
+        send = self.send
+        total = len(view)
+        sent = send(view, flags)
+        while sent < total:
+            sent += send(view[sent:], flags)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        """Receive up to ``bufsize`` bytes; ``b""`` at the end of a stream."""
+        try:
+            return self._recv(bufsize, flags)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "recv", bufsize=bufsize)
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        """Receive into ``buffer``; return the byte count."""
+        try:
+            return self._recv_into(buffer, nbytes, flags)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "recv_into", nbytes=nbytes)
+
+    def sendto(self, data: Any, flags_or_address: Any, address: Any = None) -> int:
+        """``sendto(data, address)`` or ``sendto(data, flags, address)``."""
+        if address is None:
+            flags, address = 0, flags_or_address
+        else:
+            flags = flags_or_address
+        try:
+            return self._sendto(data, flags, address)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "sendto", data=data, address=address)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
+        """Receive a datagram (or stream bytes) and the sender's address."""
+        try:
+            return self._recvfrom(bufsize, flags)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "recvfrom", bufsize=bufsize)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
+        """Receive into ``buffer``; return the byte count and the sender's address."""
+        try:
+            return self._recvfrom_into(buffer, nbytes, flags)  # type: ignore[no-any-return]
+        except Exception as exc:
+            self._reraise(exc, "recvfrom_into", nbytes=nbytes)
+
+    # -- connection --------------------------------------------------------------
+    def bind(self, address: Any) -> None:
+        """Bind to ``address``."""
+        self._call("bind", address, address=address)
+        self._core.state = "bound"
+
+    def listen(self, backlog: int = 128) -> None:
+        """Listen for connections with a queue of ``backlog``."""
+        if not isinstance(backlog, int) or isinstance(backlog, bool) or backlog < 0:
+            raise_wsa(WSAErrorCode.WSAEINVAL, f"backlog must be an int >= 0, got {backlog!r}")
+        self._call("listen", backlog, backlog=backlog)
+        self._core.state = "listening"
+
+    def accept(self) -> tuple[Socket, Any]:
+        """Accept a connection: a new :class:`Socket` and the peer's address."""
+        top = self._dispatch()
+        try:
+            new, address = top.accept()
+        except Exception as exc:
+            self._reraise(exc, "accept")
+        core = self._core
+        new_core = SocketCore(core.host, new, core.entry, core.flags, core.af, core.type, core.proto)
+        new_core.state = "connected"
+        return core.host._adopt(Socket(new_core, new.handle)), address
+
+    def connect(self, address: Any) -> None:
+        """Connect to ``address``."""
+        self._call("connect", address, address=address)
+        self._core.state = "connected"
+
+    def connect_ex(self, address: Any) -> int:
+        """Like :meth:`connect`, but return 0 or the WSA error code."""
+        try:
+            self.connect(address)
+        except WSAError as exc:
+            return exc.wsa_code
+        return 0
+
+    def shutdown(self, how: int) -> None:
+        """Shut down receiving (0), sending (1) or both (2)."""
+        if how not in (0, 1, 2):
+            raise_wsa(WSAErrorCode.WSAEINVAL, f"how must be SD_RECEIVE, SD_SEND or SD_BOTH, got {how!r}")
+        self._call("shutdown", how)
+
+    def close(self) -> None:
+        """Close this descriptor; the socket closes with its last descriptor.
+
+        Closing again does nothing.
+        """
+        handle = self._handle
+        if handle < 0:
+            return
+        self._handle = -1
+        for op in _HOT:
+            setattr(self, f"_{op}", _closed)
+        core = self._core
+        host = core.host
+        error: WSAError | None = None
+        try:
+            if core.release():
+                core.state = "closed"
+                try:
+                    core.top.close_socket()
+                except Exception as exc:
+                    error = contain(exc, "close")
+                finally:
+                    # Whatever the providers did, no handle of this socket survives it.
+                    for ctx in core.top.contexts():
+                        h = getattr(ctx, "handle", None)
+                        if isinstance(h, int) and h >= 0:
+                            host._table.discard(h)
+                if handle != core.top.handle:
+                    host._release_descriptor(core, handle)
+                host._forget(self, True)
+            else:
+                host._release_descriptor(core, handle)
+                host._forget(self, False)
+        finally:
+            if error is not None:
+                raise error
+
+    def __enter__(self) -> Socket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- names and options -----------------------------------------------------------
+    def getsockname(self) -> Any:
+        """The local address."""
+        return self._call("getsockname")
+
+    def getpeername(self) -> Any:
+        """The peer's address (WSAENOTCONN when not connected)."""
+        return self._call("getpeername")
+
+    def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
+        """A socket option: an int, or bytes when ``buflen`` is given."""
+        return self._call("getsockopt", level, optname, buflen)
+
+    def setsockopt(self, level: int, optname: int, value: Any) -> None:
+        """Set a socket option."""
+        self._call("setsockopt", level, optname, value)
+
+    def ioctl(self, code: int, arg: Any = 0) -> Any:
+        """``WSAIoctl``: at least ``FIONBIO`` and ``FIONREAD``."""
+        result = self._call("ioctl", code, arg)
+        if code == FIONBIO:
+            self._core.timeout = 0.0 if arg else None
+        return result
+
+    def settimeout(self, timeout: float | None) -> None:
+        """``None`` blocks, 0 is non-blocking, otherwise raise WSAETIMEDOUT after ``timeout`` s."""
+        if timeout is not None:
+            if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+                raise_wsa(WSAErrorCode.WSAEINVAL, f"timeout must be None or a number >= 0, got {timeout!r}")
+            timeout = float(timeout)
+        self._call("settimeout", timeout)
+        self._core.timeout = timeout
+
+    def gettimeout(self) -> float | None:
+        """The timeout set by :meth:`settimeout` (None: blocking)."""
+        return self._core.timeout
+
+    def setblocking(self, flag: bool) -> None:
+        """``setblocking(False)`` is ``settimeout(0)``; ``True`` is ``settimeout(None)``."""
+        self.settimeout(None if flag else 0.0)
+
+    def getblocking(self) -> bool:
+        """Whether operations block (timeout not 0)."""
+        return self._core.timeout != 0.0
+
+    def duplicate(self) -> ProtocolInfo:
+        """``WSADuplicateSocket``: a protocol info that ``host.socket(protocol_info=...)``
+        turns into a new descriptor of this socket, once."""
+        self._call("duplicate_socket")
+        return self._core.host._share(self._core)
+
+    # -- identity ------------------------------------------------------------------------
+    def fileno(self) -> int:
+        """The handle (a real OS descriptor), or -1 once closed."""
+        return self._handle
+
+    @property
+    def handle(self) -> int:
+        """The handle, as ``fileno()``."""
+        return self._handle
+
+    @property
+    def family(self) -> int:
+        return self._core.af
+
+    @property
+    def type(self) -> int:
+        return self._core.type
+
+    @property
+    def proto(self) -> int:
+        return self._core.proto
+
+    @property
+    def protocol_info(self) -> ProtocolInfo:
+        """The catalog entry the socket was made from."""
+        return self._core.entry
+
+    @property
+    def is_ifs(self) -> bool:
+        """Whether the handle is the provider's own OS handle (``XP1_IFS_HANDLES``):
+        only then are ``os.read``/``os.write`` on it free of the redirector's cost."""
+        return self._core.top.level.ifs
+
+    @property
+    def closed(self) -> bool:
+        return self._handle < 0
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """Provider names from the top of the chain to the base."""
+        level = self._core.top.level
+        names = []
+        while level is not None:
+            names.append(level.provider.name)
+            level = level.below  # type: ignore[assignment]
+        return tuple(names)
+
+    @property
+    def overlapped(self) -> bool:
+        """Whether the socket was made with ``WSA_FLAG_OVERLAPPED``."""
+        return bool(self._core.flags & 0x01)
+
+    def __repr__(self) -> str:
+        entry = self._core.entry
+        state = "closed" if self._handle < 0 else self._core.state
+        kind = "stream" if self._core.type == SOCK_STREAM else "dgram"
+        return (
+            f"<wspframe.Socket handle={self._handle} entry={entry.catalog_entry_id} "
+            f"{entry.name!r} chain={entry.chain} {kind} {state}>"
+        )

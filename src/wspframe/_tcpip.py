@@ -1,0 +1,339 @@
+"""The ``tcpip`` base provider: real OS sockets, IFS handles.
+
+Each socket context *is* an OS socket (a :class:`socket.socket` subclass), so
+a call through the provider is one Python frame over the C call; OS errors are
+translated to :class:`~wspframe.WSAError` here, at the provider boundary.
+"""
+
+from __future__ import annotations
+
+
+import select as _select
+import socket as _socket
+import struct
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ._constants import (
+    AF_INET,
+    AF_INET6,
+    FIONBIO,
+    FIONREAD,
+    FROM_PROTOCOL_INFO,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    PFL,
+    SOCK_DGRAM,
+    SOCK_STREAM,
+    XP1,
+)
+from ._errors import WSAError, WSAErrorCode, contain, from_os_error, raise_wsa, wsa_error
+from ._protocol import ProtocolInfo
+from ._spi import ServiceProvider
+
+__all__ = ["TcpipProvider", "TcpipSocket", "resolve_triplet"]
+
+TCP_FLAGS: Final = XP1(0x20066)
+UDP_FLAGS: Final = XP1(0x20609)
+
+
+def resolve_triplet(
+    af: int, type_: int, protocol: int, info: ProtocolInfo
+) -> tuple[int, int, int]:
+    """Apply the wildcard and FROM_PROTOCOL_INFO rules of ``WSPSocket`` against ``info``.
+
+    0 for af/type and 0 for protocol take the entry's value; -1 takes it too.
+    A value contradicting the entry is WSAEAFNOSUPPORT, WSAESOCKTNOSUPPORT,
+    WSAEPROTOTYPE or WSAEPROTONOSUPPORT.
+    """
+    if af in (0, FROM_PROTOCOL_INFO):
+        af = info.address_family
+    elif af != info.address_family:
+        raise_wsa(
+            WSAErrorCode.WSAEAFNOSUPPORT,
+            f"address family {af} is not that of {info.name!r} ({info.address_family})",
+        )
+    if protocol in (0, FROM_PROTOCOL_INFO):
+        protocol = info.protocol
+    if type_ in (0, FROM_PROTOCOL_INFO):
+        type_ = info.socket_type
+    elif type_ != info.socket_type:
+        if info.matches_protocol(protocol):
+            raise_wsa(
+                WSAErrorCode.WSAEPROTOTYPE,
+                f"protocol {protocol} is the wrong type for socket type {type_} in {info.name!r}",
+            )
+        raise_wsa(
+            WSAErrorCode.WSAESOCKTNOSUPPORT,
+            f"socket type {type_} is not that of {info.name!r} ({info.socket_type})",
+        )
+    if not info.matches_protocol(protocol):
+        raise_wsa(
+            WSAErrorCode.WSAEPROTONOSUPPORT,
+            f"protocol {protocol} is not supported by {info.name!r} ({info.protocol})",
+        )
+    return af, type_, protocol
+
+
+def _fail(exc: Exception, op: str) -> WSAError:
+    if isinstance(exc, OSError):
+        return from_os_error(exc, op)
+    if isinstance(exc, TypeError):
+        err = wsa_error(WSAErrorCode.WSAEFAULT, f"{op}: {exc}")
+    elif isinstance(exc, (ValueError, OverflowError)):
+        err = wsa_error(WSAErrorCode.WSAEINVAL, f"{op}: {exc}")
+    else:
+        return contain(exc, op)
+    err.__cause__ = exc
+    return err
+
+
+class TcpipSocket(_socket.socket):
+    """A tcpip socket context: the OS socket itself, plus its handle and entry."""
+
+    __slots__ = ("handle", "protocol_info")
+
+    handle: int
+    protocol_info: ProtocolInfo
+
+
+def _entry(name: str, af: int, type_: int, proto: int, flags: XP1, size: int, msg: int) -> ProtocolInfo:
+    return ProtocolInfo(
+        name=f"tcpip [{name}]",
+        address_family=af,
+        socket_type=type_,
+        protocol=proto,
+        service_flags=flags,
+        provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
+        max_sockaddr=size,
+        min_sockaddr=size,
+        message_size=msg,
+    )
+
+
+class TcpipProvider(ServiceProvider):
+    """TCP and UDP over IPv4 and IPv6 through the operating system's sockets.
+
+    Handles are the OS sockets' descriptors, registered with
+    ``modify_ifs_handle``: the entries set ``XP1_IFS_HANDLES``.
+    """
+
+    name = "tcpip"
+    description = "TCP/UDP over IPv4/IPv6 through the operating system (IFS handles)"
+    protocols = (
+        _entry("TCP/IP", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_FLAGS, 16, 0),
+        _entry("UDP/IP", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_FLAGS, 16, 65507),
+        _entry("TCP/IPv6", AF_INET6, SOCK_STREAM, IPPROTO_TCP, TCP_FLAGS, 28, 0),
+        _entry("UDP/IPv6", AF_INET6, SOCK_DGRAM, IPPROTO_UDP, UDP_FLAGS, 28, 65527),
+    )
+
+    def startup(self, upcalls: Any) -> None:
+        super().startup(upcalls)
+        self._open: set[TcpipSocket] = set()
+        self._lock = threading.Lock()
+
+    def cleanup(self) -> None:
+        with self._lock:
+            leftovers = list(self._open)
+            self._open.clear()
+        for s in leftovers:
+            try:
+                self.upcalls.close_socket_handle(s.handle)
+            except WSAError:
+                pass  # the host already dropped it
+            s.close()
+
+    def _register(self, s: TcpipSocket, info: ProtocolInfo) -> TcpipSocket:
+        s.protocol_info = info
+        try:
+            s.handle = self.upcalls.modify_ifs_handle(info.catalog_entry_id, s.fileno())
+        except BaseException:
+            s.close()
+            raise
+        with self._lock:
+            self._open.add(s)
+        return s
+
+    # -- creation and close -------------------------------------------------------
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int  # noqa: A002
+    ) -> TcpipSocket:
+        af, type_, protocol = resolve_triplet(af, type, protocol, protocol_info)
+        try:
+            s = TcpipSocket(af, type_, protocol)
+        except OSError as exc:
+            raise from_os_error(exc, "socket") from exc
+        return self._register(s, protocol_info)
+
+    def accept(self, s: TcpipSocket) -> tuple[TcpipSocket, Any]:
+        try:
+            fd, address = s._accept()  # type: ignore[attr-defined]
+        except Exception as exc:
+            raise _fail(exc, "accept") from exc
+        new = TcpipSocket(s.family, s.type, s.proto, fileno=fd)
+        new.setblocking(True)
+        return self._register(new, s.protocol_info), address
+
+    def close_socket(self, s: TcpipSocket) -> None:
+        with self._lock:
+            self._open.discard(s)
+        try:
+            self.upcalls.close_socket_handle(s.handle)
+        finally:
+            s.close()
+
+    # -- data ---------------------------------------------------------------------
+    def send(self, s: TcpipSocket, data: Any, flags: int) -> int:
+        try:
+            return s.send(data, flags)
+        except Exception as exc:
+            raise _fail(exc, "send") from exc
+
+    def recv(self, s: TcpipSocket, bufsize: int, flags: int) -> bytes:
+        try:
+            return s.recv(bufsize, flags)
+        except Exception as exc:
+            raise _fail(exc, "recv") from exc
+
+    def recv_into(self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> int:
+        try:
+            return s.recv_into(buffer, nbytes, flags)
+        except Exception as exc:
+            raise _fail(exc, "recv_into") from exc
+
+    def sendto(self, s: TcpipSocket, data: Any, flags: int, address: Any) -> int:
+        try:
+            if s.type == SOCK_STREAM:
+                # Connection-oriented: the address is ignored, as for send.
+                try:
+                    s.getpeername()
+                except OSError:
+                    raise_wsa(WSAErrorCode.WSAENOTCONN, "sendto on a stream socket that is not connected")
+                return s.send(data, flags)
+            return s.sendto(data, flags, address)
+        except WSAError:
+            raise
+        except Exception as exc:
+            raise _fail(exc, "sendto") from exc
+
+    def recvfrom(self, s: TcpipSocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        try:
+            return s.recvfrom(bufsize, flags)
+        except Exception as exc:
+            raise _fail(exc, "recvfrom") from exc
+
+    def recvfrom_into(self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
+        try:
+            return s.recvfrom_into(buffer, nbytes, flags)
+        except Exception as exc:
+            raise _fail(exc, "recvfrom_into") from exc
+
+    # -- control ------------------------------------------------------------------
+    def bind(self, s: TcpipSocket, address: Any) -> None:
+        try:
+            s.bind(address)
+        except Exception as exc:
+            raise _fail(exc, "bind") from exc
+
+    def listen(self, s: TcpipSocket, backlog: int) -> None:
+        try:
+            s.listen(backlog)
+        except Exception as exc:
+            raise _fail(exc, "listen") from exc
+
+    def connect(self, s: TcpipSocket, address: Any) -> None:
+        try:
+            s.connect(address)
+        except Exception as exc:
+            raise _fail(exc, "connect") from exc
+
+    def shutdown(self, s: TcpipSocket, how: int) -> None:
+        try:
+            s.shutdown(how)
+        except Exception as exc:
+            raise _fail(exc, "shutdown") from exc
+
+    def getsockname(self, s: TcpipSocket) -> Any:
+        try:
+            return s.getsockname()
+        except Exception as exc:
+            raise _fail(exc, "getsockname") from exc
+
+    def getpeername(self, s: TcpipSocket) -> Any:
+        try:
+            return s.getpeername()
+        except Exception as exc:
+            raise _fail(exc, "getpeername") from exc
+
+    def getsockopt(self, s: TcpipSocket, level: int, option: int, buflen: int | None) -> Any:
+        try:
+            if buflen is None:
+                return s.getsockopt(level, option)
+            return s.getsockopt(level, option, buflen)
+        except Exception as exc:
+            raise _fail(exc, "getsockopt") from exc
+
+    def setsockopt(self, s: TcpipSocket, level: int, option: int, value: Any) -> None:
+        try:
+            s.setsockopt(level, option, value)
+        except Exception as exc:
+            raise _fail(exc, "setsockopt") from exc
+
+    def settimeout(self, s: TcpipSocket, timeout: float | None) -> None:
+        try:
+            s.settimeout(timeout)
+        except Exception as exc:
+            raise _fail(exc, "settimeout") from exc
+
+    def ioctl(self, s: TcpipSocket, code: int, arg: Any) -> Any:
+        if code == FIONBIO:
+            self.settimeout(s, 0.0 if arg else None)
+            return 0
+        if code == FIONREAD:
+            return _fionread(s)
+        raise_wsa(WSAErrorCode.WSAEINVAL, f"unsupported ioctl code {code:#x}; supported: FIONBIO, FIONREAD")
+
+    def select(
+        self,
+        readers: Sequence[TcpipSocket],
+        writers: Sequence[TcpipSocket],
+        errors: Sequence[TcpipSocket],
+        timeout: float | None,
+    ) -> tuple[list[TcpipSocket], list[TcpipSocket], list[TcpipSocket]]:
+        poller = _select.poll()
+        masks: dict[int, int] = {}
+        by_fd: dict[int, TcpipSocket] = {}
+        for group, mask in ((readers, _select.POLLIN), (writers, _select.POLLOUT), (errors, _select.POLLPRI)):
+            for s in group:
+                fd = s.fileno()
+                if fd < 0:
+                    raise_wsa(WSAErrorCode.WSAENOTSOCK, f"{s!r} is closed")
+                masks[fd] = masks.get(fd, 0) | mask
+                by_fd[fd] = s
+        for fd, mask in masks.items():
+            poller.register(fd, mask)
+        try:
+            events = dict(poller.poll(None if timeout is None else timeout * 1000.0))
+        except OSError as exc:
+            raise from_os_error(exc, "select") from exc
+        readable_bits = _select.POLLIN | _select.POLLHUP | _select.POLLERR
+        r = [s for s in readers if events.get(s.fileno(), 0) & readable_bits]
+        w = [s for s in writers if events.get(s.fileno(), 0) & (_select.POLLOUT | _select.POLLERR)]
+        x = [s for s in errors if events.get(s.fileno(), 0) & _select.POLLPRI]
+        return r, w, x
+
+
+def _fionread(s: TcpipSocket) -> int:
+    try:
+        import fcntl
+        import termios
+
+        raw = fcntl.ioctl(s.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return int(struct.unpack("i", raw)[0])
+    except ImportError:  # pragma: no cover - not POSIX
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, "FIONREAD is not available on this platform")
+    except OSError as exc:
+        raise from_os_error(exc, "ioctl(FIONREAD)") from exc
+
+
