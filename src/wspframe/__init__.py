@@ -46,7 +46,14 @@ from ._constants import (
     SocketType,
     WSAFlag,
 )
-from ._discovery import ENTRY_POINT_GROUP, PLUGINS_ENV, Discovery, PluginFailure, PluginRecord, discover
+from ._discovery import (
+    ENTRY_POINT_GROUP,
+    PLUGINS_ENV,
+    Discovery,
+    PluginFailure,
+    PluginRecord,
+    discover,
+)
 from ._errors import WSAError, WSAErrorCode, error_class, error_classes, wsa_error
 from ._handles import Upcalls
 from ._hooks import hookimpl, hookspec
@@ -66,7 +73,7 @@ globals().update(error_classes())
 _CODES = [code.name for code in WSAErrorCode]
 _ERROR_CLASSES = sorted(error_classes())
 
-__all__ = [  # noqa: RUF022 - grouped by kind
+__all__ = [
     # host and sockets
     "Host",
     "Socket",

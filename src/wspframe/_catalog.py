@@ -94,9 +94,7 @@ class Catalog:
 
     def chains_using(self, catalog_entry_id: int) -> list[ProtocolInfo]:
         """Chain entries whose chain names ``catalog_entry_id``."""
-        return [
-            e for e in self._entries if e.is_chain and catalog_entry_id in e.chain
-        ]
+        return [e for e in self._entries if e.is_chain and catalog_entry_id in e.chain]
 
     # -- listeners -------------------------------------------------------------
     def add_listener(self, listener: Callable[[str, list[ProtocolInfo]], None]) -> None:
@@ -128,7 +126,7 @@ class Catalog:
                     WSAErrorCode.WSANO_RECOVERY,
                     f"provider id {provider_id} is already installed",
                 )
-            installed = []
+            installed: list[ProtocolInfo] = []
             for template in entries:
                 cid = self._next_id + len(installed)
                 if template.chain_len > 1:
@@ -147,9 +145,7 @@ class Catalog:
         self._changed("install", installed)
         return installed
 
-    def install_layer(
-        self, name: str, provider_id: uuid.UUID, *, version: int = 2
-    ) -> ProtocolInfo:
+    def install_layer(self, name: str, provider_id: uuid.UUID, *, version: int = 2) -> ProtocolInfo:
         """Install the hidden layered (dummy) entry of a layered provider."""
         template = ProtocolInfo(
             name=name,
@@ -211,9 +207,7 @@ class Catalog:
             installed = self.install(provider_id, templates)
             # Move the new chain entries ahead of the first base entry they cover.
             rest = [e for e in self._entries if e.provider_id != provider_id]
-            first = min(
-                i for i, e in enumerate(rest) if e.catalog_entry_id in set(base_ids)
-            )
+            first = min(i for i, e in enumerate(rest) if e.catalog_entry_id in set(base_ids))
             self._entries = rest[:first] + installed + rest[first:]
         return installed
 
@@ -304,7 +298,9 @@ class Catalog:
             if last and not entry.is_base:
                 return f"chain {tuple(chain)} ends in {cid}, which is not a base entry"
             if not last and not entry.is_layered:
-                return f"chain {tuple(chain)} has {cid} above the base, which is not a layered entry"
+                return (
+                    f"chain {tuple(chain)} has {cid} above the base, which is not a layered entry"
+                )
         return None
 
     def check(self) -> list[str]:
@@ -317,7 +313,7 @@ class Catalog:
         """
         problems = []
         seen: set[int] = set()
-        position = {}
+        position: dict[int, int] = {}
         kinds: dict[uuid.UUID, set[str]] = {}
         for index, entry in enumerate(self._entries):
             cid = entry.catalog_entry_id
@@ -403,17 +399,18 @@ class Catalog:
                     f"(last entry examined: {entry.name!r}, protocol {entry.protocol})",
                 )
                 continue
-            if zero_pick and not entry.provider_flags & PFL.MATCHES_PROTOCOL_ZERO:
-                # Protocol 0 picks the entry marked PFL_MATCHES_PROTOCOL_ZERO when
-                # one exists for this family and type.
-                if any(
+            # Protocol 0 picks the entry marked PFL_MATCHES_PROTOCOL_ZERO when one
+            # exists for this family and type.
+            if (
+                zero_pick
+                and not entry.provider_flags & PFL.MATCHES_PROTOCOL_ZERO
+                and any(
                     other.provider_flags & PFL.MATCHES_PROTOCOL_ZERO
-                    and (af == 0 or other.address_family == af)
-                    and (type_ == 0 or other.socket_type == type_)
                     and other.address_family == entry.address_family
                     and other.socket_type == entry.socket_type
                     for other in entries
-                ):
-                    continue
+                )
+            ):
+                continue
             yield entry
         raise_wsa(*mismatch)

@@ -60,6 +60,9 @@ class NextLayer:
     ``next.socket(af, type, protocol, next.protocol_info, group, flags)``.
     """
 
+    below: NextLayer | None
+    targets: dict[str, NextLayer]
+
     __slots__ = (
         "below",
         "catalog_entry_id",
@@ -121,7 +124,7 @@ class NextLayer:
     def socket(
         self,
         af: int,
-        type: int,  # noqa: A002
+        type: int,
         protocol: int,
         protocol_info: ProtocolInfo,
         group: int,
@@ -136,11 +139,12 @@ class NextLayer:
                 f"passed to {self.provider.name!r}; the SPI requires {expected} protocol info "
                 f"{self.protocol_info.name!r} (id {self.protocol_info.catalog_entry_id})",
             )
+        provider: Any = self.provider
         try:
             if self.is_base:
-                ctx = self.provider.socket(af, type, protocol, protocol_info, group, flags)  # type: ignore[attr-defined]
+                ctx = provider.socket(af, type, protocol, protocol_info, group, flags)
             else:
-                ctx = self.provider.socket(self.below, af, type, protocol, protocol_info, group, flags)  # type: ignore[attr-defined]
+                ctx = provider.socket(self.below, af, type, protocol, protocol_info, group, flags)
         except Exception as exc:
             err = contain(exc, f"{self.provider.name}.socket")
             if err is exc:
@@ -167,7 +171,7 @@ class NextLayer:
                 readers, writers, errors, timeout
             )
             return result
-        if type(self.provider).select is not LayeredProvider.select:
+        if getattr(type(self.provider), "select", None) is not LayeredProvider.select:
             return self.provider.select(self.below, readers, writers, errors, timeout)  # type: ignore[attr-defined, no-any-return]
         # Not overridden: select one level down and map back.
         assert self.below is not None
@@ -177,7 +181,9 @@ class NextLayer:
             out = []
             for item in items:
                 if not isinstance(item, LayerSocket):
-                    raise_wsa(WSAErrorCode.WSAENOTSOCK, f"{item!r} is not a socket of {self.name!r}")
+                    raise_wsa(
+                        WSAErrorCode.WSAENOTSOCK, f"{item!r} is not a socket of {self.name!r}"
+                    )
                 back[id(item.lower.context)] = item
                 out.append(item.lower.context)
             return out
@@ -186,14 +192,16 @@ class NextLayer:
         return [back[id(c)] for c in r], [back[id(c)] for c in w], [back[id(c)] for c in x]
 
     def address_to_string(self, address: Any, protocol_info: ProtocolInfo) -> str:
+        provider: Any = self.provider
         if self.is_base:
-            return self.provider.address_to_string(address, protocol_info)
-        return self.provider.address_to_string(self.below, address, protocol_info)  # type: ignore[call-arg, arg-type]
+            return str(provider.address_to_string(address, protocol_info))
+        return str(provider.address_to_string(self.below, address, protocol_info))
 
     def string_to_address(self, text: str, af: int, protocol_info: ProtocolInfo) -> Any:
+        provider: Any = self.provider
         if self.is_base:
-            return self.provider.string_to_address(text, af, protocol_info)
-        return self.provider.string_to_address(self.below, text, af, protocol_info)  # type: ignore[call-arg, arg-type]
+            return provider.string_to_address(text, af, protocol_info)
+        return provider.string_to_address(self.below, text, af, protocol_info)
 
     # -- binding ------------------------------------------------------------
     def bind(self, op: str, ctx: Any) -> Callable[..., Any]:

@@ -7,7 +7,7 @@ import json
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
 from ._errors import WSAError
 from ._host import Host
@@ -86,7 +86,12 @@ def _cmd_providers(args: argparse.Namespace, out: TextIO) -> int:
                 for name, cls in d.providers.items()
             },
             "failures": [
-                {"name": f.name, "distribution": f.distribution, "version": f.version, "error": f.error}
+                {
+                    "name": f.name,
+                    "distribution": f.distribution,
+                    "version": f.version,
+                    "error": f.error,
+                }
                 for f in d.failures
             ],
         }
@@ -119,7 +124,9 @@ def _cmd_chain(args: argparse.Namespace, out: TextIO) -> int:
         out.write(f"  {depth}: {element.name} ({kind}, {cls.distribution or '?'}){opts}\n")
     out.write("entries:\n")
     for e in entries:
-        out.write(f"  {e.catalog_entry_id}  {e.name}  flags={int(e.service_flags):#x}  chain={e.chain}\n")
+        out.write(
+            f"  {e.catalog_entry_id}  {e.name}  flags={int(e.service_flags):#x}  chain={e.chain}\n"
+        )
     return 0
 
 
@@ -135,9 +142,11 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
         server.listen(1)
         address = server.getsockname()
         out.write(f"chain: {chain}\n")
-        out.write(f"catalog entry used: {server.protocol_info.catalog_entry_id} "
-                  f"{server.protocol_info.name!r} (service flags {int(server.protocol_info.service_flags):#x}, "
-                  f"chain {server.protocol_info.chain})\n")
+        info = server.protocol_info
+        out.write(
+            f"catalog entry used: {info.catalog_entry_id} {info.name!r} "
+            f"(service flags {int(info.service_flags):#x}, chain {info.chain})\n"
+        )
         out.write(f"server listening on {address[0]}:{address[1]}\n")
         errors: list[BaseException] = []
 
@@ -182,7 +191,9 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
                     out.write(f"    handle {ev.handle:<4} {ev.op:<9} {ev.detail}\n")
             else:
                 out.write(f"  {element}: overrides nothing (skipped on every data operation)\n")
-        out.write(f"  {chain.base}: base provider, {'IFS' if client.is_ifs else 'non-IFS'} handles\n")
+        out.write(
+            f"  {chain.base}: base provider, {'IFS' if client.is_ifs else 'non-IFS'} handles\n"
+        )
     return 0
 
 
@@ -190,11 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wspframe", description="The Winsock SPI in Python: catalog, providers, chains."
     )
-    parser.add_argument("--no-config", action="store_true", help="ignore [tool.wspframe] in pyproject.toml")
+    parser.add_argument(
+        "--no-config", action="store_true", help="ignore [tool.wspframe] in pyproject.toml"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("catalog", help="print the catalog like 'netsh winsock show catalog'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--chain", action="append", metavar="SPEC", help="install this chain first (repeatable)")
+    p.add_argument(
+        "--chain", action="append", metavar="SPEC", help="install this chain first (repeatable)"
+    )
     p.set_defaults(func=_cmd_catalog)
     p = sub.add_parser("providers", help="list discovered plugins, providers and load failures")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -202,7 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chain", help="validate and describe a chain spec")
     p.add_argument("spec", help="e.g. observe,passthrough,tcpip")
     p.set_defaults(func=_cmd_chain)
-    p = sub.add_parser("demo", help="an echo conversation through a chain, and each layer's view of it")
+    p = sub.add_parser(
+        "demo", help="an echo conversation through a chain, and each layer's view of it"
+    )
     p.add_argument("--base", default="memory", help="base provider (default: memory; or tcpip)")
     p.add_argument("--chain", metavar="SPEC", help="the whole chain (default: observe,BASE)")
     p.set_defaults(func=_cmd_demo)

@@ -25,7 +25,7 @@ from ._spec import ChainSpec, ChainSpecError, parse_chain
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
 
 __all__ = ["Config", "ConfigError", "find_pyproject", "load_config", "parse_config"]
 
@@ -36,7 +36,7 @@ class ConfigError(error_class(WSAErrorCode.WSAEINVAL), ValueError):  # type: ign
     """A ``[tool.wspframe]`` table that cannot be used; the message names the key."""
 
     def __new__(cls, message: str) -> ConfigError:
-        return super().__new__(cls, int(WSAErrorCode.WSAEINVAL), message)  # type: ignore[no-any-return]
+        return super().__new__(cls, int(WSAErrorCode.WSAEINVAL), message)  # type: ignore[no-any-return, unused-ignore]
 
     def __init__(self, message: str) -> None:
         pass

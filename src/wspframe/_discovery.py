@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Final
 
 import pluggy
@@ -21,9 +22,14 @@ from ._hooks import PROJECT, HookSpecs
 from ._protocol import ProtocolInfo
 from ._spi import LayeredProvider, ServiceProvider, check_provider_name
 
-from importlib.metadata import EntryPoint, entry_points
-
-__all__ = ["ENTRY_POINT_GROUP", "PLUGINS_ENV", "Discovery", "PluginFailure", "PluginRecord", "discover"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PLUGINS_ENV",
+    "Discovery",
+    "PluginFailure",
+    "PluginRecord",
+    "discover",
+]
 
 #: The entry-point group providers are registered under.
 ENTRY_POINT_GROUP: Final = "wspframe.providers"
@@ -174,10 +180,12 @@ def discover(
         names = []
         for impl in impls:
             try:
-                result = impl.function()
-                classes = list(result or [])
+                result: Any = impl.function()
+                classes: list[Any] = list(result or [])
             except Exception as exc:
-                failures.append(PluginFailure(name, dist, version, f"wsp_providers() failed: {exc!r}"))
+                failures.append(
+                    PluginFailure(name, dist, version, f"wsp_providers() failed: {exc!r}")
+                )
                 continue
             for cls in classes:
                 problem = provider_problem(cls)

@@ -103,7 +103,9 @@ class HandleTable:
     def modify_ifs(self, catalog_entry_id: int, os_handle: int) -> int:
         self._check_id(catalog_entry_id)
         if not isinstance(os_handle, int) or os_handle < 0:
-            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}")
+            raise_wsa(
+                WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}"
+            )
         try:
             mode = os.fstat(os_handle).st_mode
         except OSError:
@@ -187,7 +189,7 @@ class HandleTable:
             return
         try:
             level.provider.close_socket(ctx)  # type: ignore[attr-defined]
-        except Exception:  # noqa: S110 - best effort; the provider is already at fault
+        except Exception:
             pass
         if isinstance(handle, int) and handle in self._records:
             rec = self._records[handle]

@@ -28,7 +28,7 @@ from typing import Any
 from ._catalog import Catalog
 from ._chain import NextLayer, compile_levels
 from ._config import Config, load_config
-from ._constants import FROM_PROTOCOL_INFO, WSAFlag, XP1
+from ._constants import FROM_PROTOCOL_INFO, XP1, WSAFlag
 from ._discovery import Discovery, discover
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._handles import HandleTable, Upcalls
@@ -45,14 +45,18 @@ _MULTIPOINT = (
     | WSAFlag.MULTIPOINT_D_ROOT
     | WSAFlag.MULTIPOINT_D_LEAF
 )
-_KNOWN_FLAGS = int(_MULTIPOINT | WSAFlag.OVERLAPPED | WSAFlag.NO_HANDLE_INHERIT | WSAFlag.ACCESS_SYSTEM_SECURITY)
+_KNOWN_FLAGS = int(
+    _MULTIPOINT | WSAFlag.OVERLAPPED | WSAFlag.NO_HANDLE_INHERIT | WSAFlag.ACCESS_SYSTEM_SECURITY
+)
 
 
 def check_flags(flags: int, entry: ProtocolInfo) -> None:
     """The ``dwFlags`` rules of ``WSPSocket`` (multipoint needs exactly one of
     C_ROOT/C_LEAF and one of D_ROOT/D_LEAF, ROOT only on rooted planes)."""
     if not isinstance(flags, int) or flags < 0 or flags & ~_KNOWN_FLAGS:
-        raise_wsa(WSAErrorCode.WSAEINVAL, f"flags must be a combination of WSA_FLAG_*, got {flags!r}")
+        raise_wsa(
+            WSAErrorCode.WSAEINVAL, f"flags must be a combination of WSA_FLAG_*, got {flags!r}"
+        )
     mp = flags & _MULTIPOINT
     if not mp:
         return
@@ -60,7 +64,8 @@ def check_flags(flags: int, entry: ProtocolInfo) -> None:
     if not sf & XP1.SUPPORT_MULTIPOINT:
         raise_wsa(
             WSAErrorCode.WSAEINVAL,
-            f"multipoint flags {WSAFlag(mp)!r} given, but {entry.name!r} lacks XP1_SUPPORT_MULTIPOINT",
+            f"multipoint flags {WSAFlag(mp)!r} given, but {entry.name!r} lacks "
+            "XP1_SUPPORT_MULTIPOINT",
         )
     c = mp & (WSAFlag.MULTIPOINT_C_ROOT | WSAFlag.MULTIPOINT_C_LEAF)
     d = mp & (WSAFlag.MULTIPOINT_D_ROOT | WSAFlag.MULTIPOINT_D_LEAF)
@@ -74,9 +79,13 @@ def check_flags(flags: int, entry: ProtocolInfo) -> None:
             f"of WSA_FLAG_MULTIPOINT_D_ROOT/D_LEAF, got {WSAFlag(mp)!r}",
         )
     if c == WSAFlag.MULTIPOINT_C_ROOT and not sf & XP1.MULTIPOINT_CONTROL_PLANE:
-        raise_wsa(WSAErrorCode.WSAEINVAL, f"C_ROOT needs a rooted control plane; {entry.name!r} has none")
+        raise_wsa(
+            WSAErrorCode.WSAEINVAL, f"C_ROOT needs a rooted control plane; {entry.name!r} has none"
+        )
     if d == WSAFlag.MULTIPOINT_D_ROOT and not sf & XP1.MULTIPOINT_DATA_PLANE:
-        raise_wsa(WSAErrorCode.WSAEINVAL, f"D_ROOT needs a rooted data plane; {entry.name!r} has none")
+        raise_wsa(
+            WSAErrorCode.WSAEINVAL, f"D_ROOT needs a rooted data plane; {entry.name!r} has none"
+        )
 
 
 def _check_triplet(name: str, value: object) -> int:
@@ -126,7 +135,9 @@ class Host:
         if max_sockets is None:
             max_sockets = cfg.max_sockets
         if max_sockets is not None and (not isinstance(max_sockets, int) or max_sockets < 1):
-            raise_wsa(WSAErrorCode.WSAEINVAL, f"max_sockets must be an int >= 1, got {max_sockets!r}")
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL, f"max_sockets must be an int >= 1, got {max_sockets!r}"
+            )
         self.max_sockets = max_sockets
 
         self._lock = threading.RLock()
@@ -317,17 +328,17 @@ class Host:
             entry = self.catalog.by_provider(provider_uuid(text))[0]
             return self._start(entry.catalog_entry_id, self._base_instance(cls))
         matches = [
-            (pid, inst)
+            inst
             for pid, inst in self._layers.items()
             if self.catalog.by_provider(pid)
             and (self.catalog.by_provider(pid)[0].name == text or inst.name == text)
         ]
         if not matches:
+            names = {*self.discovery.base_names, *(i.name for i in self._layers.values())}
             raise ChainSpecError(
-                f"no installed provider {text!r}; installed: "
-                f"{', '.join(sorted({*self.discovery.base_names, *(i.name for i in self._layers.values())}))}"
+                f"no installed provider {text!r}; installed: {', '.join(sorted(names))}"
             )
-        pid, inst = matches[0]
+        inst = matches[0]
         return self._start(inst.catalog_entry_id, inst)
 
     def _base_instance(self, cls: type[ServiceProvider]) -> ServiceProvider:
@@ -345,7 +356,9 @@ class Host:
             failure = self._failed.get(cid)
             if failure is not None:
                 raise wsa_error(failure.wsa_code, failure.strerror or "")
-            missing = [op for op in REQUIRED_OPERATIONS if not callable(getattr(provider, op, None))]
+            missing = [
+                op for op in REQUIRED_OPERATIONS if not callable(getattr(provider, op, None))
+            ]
             try:
                 if missing:
                     raise_wsa(
@@ -384,7 +397,10 @@ class Host:
             for cid in ids:
                 info = self.catalog.get(cid)
                 if info is None:
-                    raise_wsa(WSAErrorCode.WSAEINVALIDPROVIDER, f"entry {entry.catalog_entry_id} names missing id {cid}")
+                    raise_wsa(
+                        WSAErrorCode.WSAEINVALIDPROVIDER,
+                        f"entry {entry.catalog_entry_id} names missing id {cid}",
+                    )
                 infos.append(info)
             for info in infos[:-1]:
                 layer = self._layers.get(info.provider_id)
@@ -392,13 +408,21 @@ class Host:
                     raise_wsa(WSAErrorCode.WSAEINVALIDPROVIDER, f"no layer for entry {info.name!r}")
                 providers.append(self._start(info.catalog_entry_id, layer))
             base = next(
-                (c for n, c in self.discovery.providers.items() if provider_uuid(n) == infos[-1].provider_id),
+                (
+                    c
+                    for n, c in self.discovery.providers.items()
+                    if provider_uuid(n) == infos[-1].provider_id
+                ),
                 None,
             )
             if base is None:
-                raise_wsa(WSAErrorCode.WSAEINVALIDPROVIDER, f"no provider for entry {infos[-1].name!r}")
+                raise_wsa(
+                    WSAErrorCode.WSAEINVALIDPROVIDER, f"no provider for entry {infos[-1].name!r}"
+                )
             providers.append(self._start(infos[-1].catalog_entry_id, self._base_instance(base)))
-            levels = compile_levels(chain_info=entry, providers=providers, level_infos=infos, table=self._table)
+            levels = compile_levels(
+                chain_info=entry, providers=providers, level_infos=infos, table=self._table
+            )
             self._levels[entry.catalog_entry_id] = levels
             return levels
 
@@ -406,7 +430,7 @@ class Host:
     def socket(
         self,
         af: int = 2,
-        type: int = 1,  # noqa: A002 - the socket module's name
+        type: int = 1,
         protocol: int = 0,
         protocol_info: ProtocolInfo | None = None,
         group: int = 0,
@@ -421,23 +445,28 @@ class Host:
         """
         self._check_started()
         af = _check_triplet("af", af)
-        type = _check_triplet("type", type)  # noqa: A001
+        type = _check_triplet("type", type)
         protocol = _check_triplet("protocol", protocol)
         if protocol_info is not None and protocol_info.shared_token:
             return self._open_shared(protocol_info)
         if group != 0:
             raise_wsa(WSAErrorCode.WSAEINVAL, f"group is reserved and must be 0, got {group!r}")
         if self.max_sockets is not None and len(self._sockets) >= self.max_sockets:
-            raise_wsa(WSAErrorCode.WSAEMFILE, f"the host's limit of {self.max_sockets} sockets is reached")
+            raise_wsa(
+                WSAErrorCode.WSAEMFILE, f"the host's limit of {self.max_sockets} sockets is reached"
+            )
         if protocol_info is not None:
             if not isinstance(protocol_info, ProtocolInfo):
-                raise_wsa(WSAErrorCode.WSAEFAULT, f"protocol_info must be a ProtocolInfo, got {protocol_info!r}")
+                raise_wsa(
+                    WSAErrorCode.WSAEFAULT,
+                    f"protocol_info must be a ProtocolInfo, got {protocol_info!r}",
+                )
             entry = self.catalog.get(protocol_info.catalog_entry_id)
             if entry is None or entry.is_layered:
                 raise_wsa(
                     WSAErrorCode.WSAEINVAL,
-                    f"protocol_info names catalog id {protocol_info.catalog_entry_id}, which is not "
-                    "a base or chain entry of this host",
+                    f"protocol_info names catalog id {protocol_info.catalog_entry_id}, "
+                    "which is not a base or chain entry of this host",
                 )
             return self._create(entry, af, type, protocol, flags)
         if FROM_PROTOCOL_INFO in (af, type, protocol):
@@ -451,7 +480,9 @@ class Host:
                 raise
         raise AssertionError("unreachable: candidates() raises when exhausted")  # pragma: no cover
 
-    def _create(self, entry: ProtocolInfo, af: int, type_: int, protocol: int, flags: int) -> Socket:
+    def _create(
+        self, entry: ProtocolInfo, af: int, type_: int, protocol: int, flags: int
+    ) -> Socket:
         check_flags(flags, entry)
         levels = self._levels_for(entry)
         top = levels[0].socket(af, type_, protocol, entry, 0, flags)
@@ -484,7 +515,8 @@ class Host:
         if core is None or core.closed:
             raise_wsa(
                 WSAErrorCode.WSAEINVAL,
-                f"shared protocol info (token {info.shared_token}) was already used or its socket closed",
+                f"shared protocol info (token {info.shared_token}) was already used "
+                "or its socket is closed",
             )
         level = core.top.level
         if level.ifs:
@@ -541,7 +573,9 @@ class Host:
             out = []
             for sock in group:
                 if not isinstance(sock, Socket):
-                    raise_wsa(WSAErrorCode.WSAENOTSOCK, f"select() got {sock!r}, which is not a Socket")
+                    raise_wsa(
+                        WSAErrorCode.WSAENOTSOCK, f"select() got {sock!r}, which is not a Socket"
+                    )
                 top = sock._dispatch()
                 if top.level.provider is not level.provider:
                     raise_wsa(
@@ -560,7 +594,7 @@ class Host:
             raise contain(exc, "select") from exc
 
         def up(found: list[Any], wanted: list[Socket]) -> list[Socket]:
-            keep = set()
+            keep: set[int] = set()
             for ctx in found:
                 keep.update(id(s) for s in back.get(id(ctx), []))
             return [s for s in wanted if id(s) in keep]

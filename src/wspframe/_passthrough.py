@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from ._errors import WSAError
 from ._spi import LayeredProvider, LayerSocket
 
-__all__ = ["ObserveLayer", "Observation", "PassthroughLayer"]
+__all__ = ["Observation", "ObserveLayer", "PassthroughLayer"]
 
 
 class PassthroughLayer(LayeredProvider):
@@ -61,7 +61,7 @@ class ObserveLayer(LayeredProvider):
             raise
         return result
 
-    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]  # noqa: A002
+    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]
         s = super().socket(next, af, type, protocol, protocol_info, group, flags)
         self._note("socket", s, protocol_info.name)
         return s
@@ -77,7 +77,7 @@ class ObserveLayer(LayeredProvider):
     def accept(self, s: LayerSocket) -> tuple[LayerSocket, Any]:
         new, address = self._call("accept", s, super().accept, s)
         self._note("accept", new, str(address))
-        return new, address  # type: ignore[no-any-return]
+        return new, address
 
     def send(self, s: LayerSocket, data: Any, flags: int) -> int:
         n: int = self._call("send", s, s.lower.send, data, flags)

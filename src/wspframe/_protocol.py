@@ -41,8 +41,8 @@ class ProtocolInfo:
     address_family: int
     socket_type: int
     protocol: int
-    service_flags: XP1 = XP1(0)
-    provider_flags: PFL = PFL(0)
+    service_flags: XP1 = XP1(0)  # noqa: RUF009 - an immutable flag value
+    provider_flags: PFL = PFL(0)  # noqa: RUF009
     provider_id: uuid.UUID = dataclasses.field(default_factory=lambda: uuid.UUID(int=0))
     catalog_entry_id: int = 0
     chain: tuple[int, ...] = ()

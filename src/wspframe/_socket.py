@@ -48,7 +48,14 @@ class SocketCore:
     )
 
     def __init__(
-        self, host: Host, top: Dispatch, entry: ProtocolInfo, flags: int, af: int, type_: int, proto: int
+        self,
+        host: Host,
+        top: Dispatch,
+        entry: ProtocolInfo,
+        flags: int,
+        af: int,
+        type_: int,
+        proto: int,
     ) -> None:
         self.host = host
         self.top = top
@@ -139,7 +146,7 @@ class Socket:
         """
         err = self._fail(exc, op, **args)
         if err is exc:
-            raise  # noqa: PLE0704 - re-raises the exception being handled
+            raise
         raise err from exc
 
     def _fail(self, exc: BaseException, op: str, **args: Any) -> WSAError:
@@ -258,7 +265,9 @@ class Socket:
         except Exception as exc:
             self._reraise(exc, "accept")
         core = self._core
-        new_core = SocketCore(core.host, new, core.entry, core.flags, core.af, core.type, core.proto)
+        new_core = SocketCore(
+            core.host, new, core.entry, core.flags, core.af, core.type, core.proto
+        )
         new_core.state = "connected"
         return core.host._adopt(Socket(new_core, new.handle)), address
 
@@ -278,7 +287,9 @@ class Socket:
     def shutdown(self, how: int) -> None:
         """Shut down receiving (0), sending (1) or both (2)."""
         if how not in (0, 1, 2):
-            raise_wsa(WSAErrorCode.WSAEINVAL, f"how must be SD_RECEIVE, SD_SEND or SD_BOTH, got {how!r}")
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL, f"how must be SD_RECEIVE, SD_SEND or SD_BOTH, got {how!r}"
+            )
         self._call("shutdown", how)
 
     def close(self) -> None:
@@ -352,7 +363,10 @@ class Socket:
         """``None`` blocks, 0 is non-blocking, otherwise raise WSAETIMEDOUT after ``timeout`` s."""
         if timeout is not None:
             if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
-                raise_wsa(WSAErrorCode.WSAEINVAL, f"timeout must be None or a number >= 0, got {timeout!r}")
+                raise_wsa(
+                    WSAErrorCode.WSAEINVAL,
+                    f"timeout must be None or a number >= 0, got {timeout!r}",
+                )
             timeout = float(timeout)
         self._call("settimeout", timeout)
         self._core.timeout = timeout

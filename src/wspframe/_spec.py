@@ -28,7 +28,7 @@ class ChainSpecError(error_class(WSAErrorCode.WSAEINVAL), ValueError):  # type: 
     """
 
     def __new__(cls, message: str) -> ChainSpecError:
-        return super().__new__(cls, int(WSAErrorCode.WSAEINVAL), message)  # type: ignore[no-any-return]
+        return super().__new__(cls, int(WSAErrorCode.WSAEINVAL), message)  # type: ignore[no-any-return, unused-ignore]
 
     def __init__(self, message: str) -> None:
         pass
@@ -49,7 +49,9 @@ class LayerSpec:
         keys = [k for k, _ in self.options]
         for key, value in self.options:
             if not _KEY.fullmatch(key):
-                raise ChainSpecError(f"option name must be an identifier, got {key!r} in {self.name!r}")
+                raise ChainSpecError(
+                    f"option name must be an identifier, got {key!r} in {self.name!r}"
+                )
             if not value or any(c in value for c in ",[]"):
                 raise ChainSpecError(
                     f"option {key!r} of {self.name!r} needs a value without ',', '[' or ']', "

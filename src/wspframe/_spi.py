@@ -199,7 +199,9 @@ class ServiceProvider:
         if protocol_info.address_family not in (AF_INET, AF_INET6):
             raise_wsa(WSAErrorCode.WSAEINVAL, f"no textual form for {address!r}")
         if not isinstance(address, tuple) or len(address) < 2:
-            raise_wsa(WSAErrorCode.WSAEFAULT, f"address must be a (host, port) tuple, got {address!r}")
+            raise_wsa(
+                WSAErrorCode.WSAEFAULT, f"address must be a (host, port) tuple, got {address!r}"
+            )
         return format_address(address)
 
     def string_to_address(self, text: str, af: int, protocol_info: ProtocolInfo) -> Any:
@@ -324,9 +326,9 @@ class LayeredProvider(ServiceProvider):
     # -- creation and close (every level, always) ---------------------------
     def socket(
         self,
-        next: NextLayer,  # noqa: A002 - the SPI's name for it
+        next: NextLayer,
         af: int,
-        type: int,  # noqa: A002
+        type: int,
         protocol: int,
         protocol_info: ProtocolInfo,
         group: int,
@@ -336,7 +338,7 @@ class LayeredProvider(ServiceProvider):
         lower = next.socket(af, type, protocol, next.protocol_info, group, flags)
         return self.wrap(lower, protocol_info, next)
 
-    def wrap(self, lower: Dispatch, protocol_info: ProtocolInfo, next: NextLayer) -> LayerSocket:  # noqa: A002
+    def wrap(self, lower: Dispatch, protocol_info: ProtocolInfo, next: NextLayer) -> LayerSocket:
         """Make this layer's context over ``lower`` and obtain its handle."""
         s = self.socket_class(self, lower, protocol_info)
         try:
@@ -424,7 +426,7 @@ class LayeredProvider(ServiceProvider):
     # -- provider operations ------------------------------------------------
     def select(
         self,
-        next: NextLayer,  # noqa: A002
+        next: NextLayer,
         readers: Sequence[LayerSocket],
         writers: Sequence[LayerSocket],
         errors: Sequence[LayerSocket],
@@ -444,12 +446,19 @@ class LayeredProvider(ServiceProvider):
         return [back[id(c)] for c in r], [back[id(c)] for c in w], [back[id(c)] for c in x]
 
     def address_to_string(  # type: ignore[override]
-        self, next: NextLayer, address: Any, protocol_info: ProtocolInfo  # noqa: A002
+        self,
+        next: NextLayer,
+        address: Any,
+        protocol_info: ProtocolInfo,
     ) -> str:
         return next.address_to_string(address, next.protocol_info)
 
     def string_to_address(  # type: ignore[override]
-        self, next: NextLayer, text: str, af: int, protocol_info: ProtocolInfo  # noqa: A002
+        self,
+        next: NextLayer,
+        text: str,
+        af: int,
+        protocol_info: ProtocolInfo,
     ) -> Any:
         return next.string_to_address(text, af, next.protocol_info)
 

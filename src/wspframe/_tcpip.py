@@ -7,7 +7,6 @@ translated to :class:`~wspframe.WSAError` here, at the provider boundary.
 
 from __future__ import annotations
 
-
 import select as _select
 import socket as _socket
 import struct
@@ -38,9 +37,7 @@ TCP_FLAGS: Final = XP1(0x20066)
 UDP_FLAGS: Final = XP1(0x20609)
 
 
-def resolve_triplet(
-    af: int, type_: int, protocol: int, info: ProtocolInfo
-) -> tuple[int, int, int]:
+def resolve_triplet(af: int, type_: int, protocol: int, info: ProtocolInfo) -> tuple[int, int, int]:
     """Apply the wildcard and FROM_PROTOCOL_INFO rules of ``WSPSocket`` against ``info``.
 
     0 for af/type and 0 for protocol take the entry's value; -1 takes it too.
@@ -98,7 +95,9 @@ class TcpipSocket(_socket.socket):
     protocol_info: ProtocolInfo
 
 
-def _entry(name: str, af: int, type_: int, proto: int, flags: XP1, size: int, msg: int) -> ProtocolInfo:
+def _entry(
+    name: str, af: int, type_: int, proto: int, flags: XP1, size: int, msg: int
+) -> ProtocolInfo:
     return ProtocolInfo(
         name=f"tcpip [{name}]",
         address_family=af,
@@ -157,7 +156,13 @@ class TcpipProvider(ServiceProvider):
 
     # -- creation and close -------------------------------------------------------
     def socket(
-        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int  # noqa: A002
+        self,
+        af: int,
+        type: int,
+        protocol: int,
+        protocol_info: ProtocolInfo,
+        group: int,
+        flags: int,
     ) -> TcpipSocket:
         af, type_, protocol = resolve_triplet(af, type, protocol, protocol_info)
         try:
@@ -204,12 +209,14 @@ class TcpipProvider(ServiceProvider):
 
     def sendto(self, s: TcpipSocket, data: Any, flags: int, address: Any) -> int:
         try:
-            if s.type == SOCK_STREAM:
+            if s.type == _socket.SOCK_STREAM:
                 # Connection-oriented: the address is ignored, as for send.
                 try:
                     s.getpeername()
                 except OSError:
-                    raise_wsa(WSAErrorCode.WSAENOTCONN, "sendto on a stream socket that is not connected")
+                    raise_wsa(
+                        WSAErrorCode.WSAENOTCONN, "sendto on a stream socket that is not connected"
+                    )
                 return s.send(data, flags)
             return s.sendto(data, flags, address)
         except WSAError:
@@ -223,7 +230,9 @@ class TcpipProvider(ServiceProvider):
         except Exception as exc:
             raise _fail(exc, "recvfrom") from exc
 
-    def recvfrom_into(self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
+    def recvfrom_into(
+        self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int
+    ) -> tuple[int, Any]:
         try:
             return s.recvfrom_into(buffer, nbytes, flags)
         except Exception as exc:
@@ -292,7 +301,10 @@ class TcpipProvider(ServiceProvider):
             return 0
         if code == FIONREAD:
             return _fionread(s)
-        raise_wsa(WSAErrorCode.WSAEINVAL, f"unsupported ioctl code {code:#x}; supported: FIONBIO, FIONREAD")
+        raise_wsa(
+            WSAErrorCode.WSAEINVAL,
+            f"unsupported ioctl code {code:#x}; supported: FIONBIO, FIONREAD",
+        )
 
     def select(
         self,
@@ -304,7 +316,11 @@ class TcpipProvider(ServiceProvider):
         poller = _select.poll()
         masks: dict[int, int] = {}
         by_fd: dict[int, TcpipSocket] = {}
-        for group, mask in ((readers, _select.POLLIN), (writers, _select.POLLOUT), (errors, _select.POLLPRI)):
+        for group, mask in (
+            (readers, _select.POLLIN),
+            (writers, _select.POLLOUT),
+            (errors, _select.POLLPRI),
+        ):
             for s in group:
                 fd = s.fileno()
                 if fd < 0:
@@ -335,5 +351,3 @@ def _fionread(s: TcpipSocket) -> int:
         raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, "FIONREAD is not available on this platform")
     except OSError as exc:
         raise from_os_error(exc, "ioctl(FIONREAD)") from exc
-
-
