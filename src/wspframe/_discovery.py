@@ -197,7 +197,7 @@ def discover(
                 if problem:
                     failures.append(PluginFailure(name, dist, version, problem))
                     continue
-                if cls.distribution is None:
+                if "distribution" not in vars(cls):  # not inherited from a parent's plugin
                     cls.distribution = dist
                 providers[cls.name] = cls
                 names.append(cls.name)

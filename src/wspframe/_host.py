@@ -200,11 +200,11 @@ class Host:
                 pass
         self._sockets.clear()
         self._shared.clear()
-        for cid, provider in reversed(list(self._started.items())):
+        for provider in reversed(list(self._started.values())):
             try:
                 provider.cleanup()
-            except Exception as exc:  # contain: the others still clean up
-                self._failed.setdefault(cid, contain(exc, f"{provider.name}.cleanup"))
+            except Exception:  # noqa: S112 - contained: the others still clean up
+                continue
         self._started.clear()
         self._failed.clear()
         self._levels.clear()
@@ -348,12 +348,15 @@ class Host:
         return inst
 
     def _start(self, cid: int, provider: ServiceProvider) -> ServiceProvider:
-        if cid in self._started:
+        """Start ``provider`` once per startup cycle (SPI rule A5); ``cid`` is the
+        entry that needs it (for messages)."""
+        key = id(provider)
+        if key in self._started:
             return provider
         with self._lock:
-            if cid in self._started:
+            if key in self._started:
                 return provider
-            failure = self._failed.get(cid)
+            failure = self._failed.get(key)
             if failure is not None:
                 raise wsa_error(failure.wsa_code, failure.strerror or "")
             missing = [
@@ -380,10 +383,10 @@ class Host:
                         f"provider {provider.name!r} failed to start: {exc!r}",
                     ) from exc
             except WSAError as err:
-                self._failed[cid] = err
+                self._failed[key] = err
                 self._hook.wsp_provider_failed(name=provider.name, error=err)
                 raise
-            self._started[cid] = provider
+            self._started[key] = provider
         return provider
 
     def _levels_for(self, entry: ProtocolInfo) -> list[NextLayer]:
