@@ -11,7 +11,9 @@ from wspframe._tcpip import TcpipProvider
 
 
 def entries(prefix: str, **kw: Any) -> tuple[ProtocolInfo, ...]:
-    return tuple(p.replace(name=p.name.replace("tcpip", prefix, 1), **kw) for p in TcpipProvider.protocols)
+    return tuple(
+        p.replace(name=p.name.replace("tcpip", prefix, 1), **kw) for p in TcpipProvider.protocols
+    )
 
 
 class RecordingBase(TcpipProvider):
@@ -21,7 +23,9 @@ class RecordingBase(TcpipProvider):
     protocols = entries("recbase")
     seen: list[ProtocolInfo] = []
 
-    def socket(self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int) -> Any:  # noqa: A002
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int
+    ) -> Any:
         RecordingBase.seen.append(protocol_info)
         return super().socket(af, type, protocol, protocol_info, group, flags)
 
@@ -35,7 +39,7 @@ class RecordingLayer(wspframe.LayeredProvider):
     def configure(self, options: Any) -> None:
         pass  # accepts any option, so several can be stacked
 
-    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]  # noqa: A002
+    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]
         RecordingLayer.seen.append(protocol_info)
         return super().socket(next, af, type, protocol, protocol_info, group, flags)
 
@@ -45,7 +49,7 @@ class ForeignInfoLayer(wspframe.LayeredProvider):
 
     name = "foreigninfo"
 
-    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]  # noqa: A002
+    def socket(self, next, af, type, protocol, protocol_info, group, flags):  # type: ignore[no-untyped-def]
         wrong = protocol_info.replace(name="mangled")
         lower = next.socket(af, type, protocol, wrong, group, flags)
         return self.wrap(lower, protocol_info, next)
@@ -93,7 +97,9 @@ class BogusHandleBase(TcpipProvider):
     name = "bogushandle"
     protocols = entries("bogushandle")
 
-    def socket(self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int) -> Any:  # noqa: A002
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int
+    ) -> Any:
         s = wspframe._tcpip.TcpipSocket(socket.AF_INET, socket.SOCK_STREAM)
         s.handle = s.fileno()
         s.protocol_info = protocol_info
@@ -106,7 +112,9 @@ class LyingIfsBase(TcpipProvider):
     name = "lyingifs"
     protocols = entries("lyingifs")
 
-    def socket(self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int) -> Any:  # noqa: A002
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int
+    ) -> Any:
         s = wspframe._tcpip.TcpipSocket(socket.AF_INET, socket.SOCK_STREAM)
         s.protocol_info = protocol_info
         s.handle = self.upcalls.create_socket_handle(protocol_info.catalog_entry_id, s)
@@ -123,7 +131,10 @@ class MultipointBase(TcpipProvider):
         TcpipProvider.protocols[1].replace(
             name="mpoint [rooted]",
             protocol=200,
-            service_flags=XP1(0x20609) | XP1.SUPPORT_MULTIPOINT | XP1.MULTIPOINT_CONTROL_PLANE | XP1.MULTIPOINT_DATA_PLANE,
+            service_flags=XP1(0x20609)
+            | XP1.SUPPORT_MULTIPOINT
+            | XP1.MULTIPOINT_CONTROL_PLANE
+            | XP1.MULTIPOINT_DATA_PLANE,
             provider_flags=PFL(0),
         ),
         TcpipProvider.protocols[1].replace(
@@ -134,7 +145,9 @@ class MultipointBase(TcpipProvider):
         ),
     )
 
-    def socket(self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int) -> Any:  # noqa: A002
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int
+    ) -> Any:
         return super().socket(af, type, 17, protocol_info.replace(protocol=17), group, flags)
 
 
@@ -148,7 +161,9 @@ class RangeBase(TcpipProvider):
         ),
     )
 
-    def socket(self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int) -> Any:  # noqa: A002
+    def socket(
+        self, af: int, type: int, protocol: int, protocol_info: ProtocolInfo, group: int, flags: int
+    ) -> Any:
         return super().socket(af, type, 17, protocol_info.replace(protocol=17), group, flags)
 
 

@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from wspframe import PFL, XP1, Catalog, ProtocolInfo, WSAErrorCode, WSAError
+from wspframe import PFL, XP1, Catalog, ProtocolInfo, WSAError, WSAErrorCode
 
 
 def tmpl(name: str, af: int = 2, type_: int = 1, proto: int = 6, **kw: object) -> ProtocolInfo:
@@ -140,7 +140,10 @@ def test_wildcards_and_empty_catalog(cat: Catalog) -> None:
 
 def test_protocol_zero_picks_the_marked_entry() -> None:
     c = Catalog()
-    c.install(uuid.UUID(int=1), [tmpl("a", 2, 3, 50), tmpl("b", 2, 3, 51, provider_flags=PFL.MATCHES_PROTOCOL_ZERO)])
+    c.install(
+        uuid.UUID(int=1),
+        [tmpl("a", 2, 3, 50), tmpl("b", 2, 3, 51, provider_flags=PFL.MATCHES_PROTOCOL_ZERO)],
+    )
     assert next(c.candidates(2, 3, 0)).name == "b"
     assert next(c.candidates(2, 3, 50)).name == "a"
 

@@ -149,7 +149,9 @@ def test_empty_catalog_is_wsaeinval(host: wspframe.Host) -> None:
 
 def test_explicit_protocol_info_and_from_protocol_info(host: wspframe.Host) -> None:
     udp = next(e for e in host.enum_protocols() if e.socket_type == SOCK_DGRAM)
-    with host.socket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, protocol_info=udp) as s:
+    with host.socket(
+        FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, protocol_info=udp
+    ) as s:
         assert s.protocol_info == udp
         assert (s.family, s.type, s.proto) == (udp.address_family, SOCK_DGRAM, udp.protocol)
     with host.socket(0, 0, 0, protocol_info=udp) as s:
@@ -304,7 +306,9 @@ def test_protocol_info_propagation(xhost: wspframe.Host) -> None:
 
 
 @pytest.mark.parametrize("spec", ["foreigninfo,reclayer,recbase", "foreigninfo,recbase"])
-def test_breaking_the_propagation_rule_is_refused(xhost: wspframe.Host, spec: str, no_leaks: None) -> None:
+def test_breaking_the_propagation_rule_is_refused(
+    xhost: wspframe.Host, spec: str, no_leaks: None
+) -> None:
     (entry, *_) = xhost.install_chain(spec)
     before = xhost.open_handles()
     with wsa(C.WSAEINVAL) as info:

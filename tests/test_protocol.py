@@ -8,7 +8,12 @@ from wspframe import PFL, XP1, ProtocolInfo
 
 
 def make(**kw: object) -> ProtocolInfo:
-    base: dict[str, object] = {"name": "x [TCP]", "address_family": 2, "socket_type": 1, "protocol": 6}
+    base: dict[str, object] = {
+        "name": "x [TCP]",
+        "address_family": 2,
+        "socket_type": 1,
+        "protocol": 6,
+    }
     base.update(kw)
     return ProtocolInfo(**base)  # type: ignore[arg-type]
 
