@@ -38,14 +38,18 @@ class WSAErrorCode(enum.IntEnum):
     WSA_IO_INCOMPLETE = 996
     WSA_IO_PENDING = 997
     WSAEINTR = 10004
+    WSAEACCES = 10013
     WSAEFAULT = 10014
     WSAEINVAL = 10022
     WSAEMFILE = 10024
     WSAEWOULDBLOCK = 10035
     WSAEINPROGRESS = 10036
+    WSAEALREADY = 10037
     WSAENOTSOCK = 10038
+    WSAEDESTADDRREQ = 10039
     WSAEMSGSIZE = 10040
     WSAEPROTOTYPE = 10041
+    WSAENOPROTOOPT = 10042
     WSAEPROTONOSUPPORT = 10043
     WSAESOCKTNOSUPPORT = 10044
     WSAEOPNOTSUPP = 10045
@@ -56,6 +60,7 @@ class WSAErrorCode(enum.IntEnum):
     WSAECONNABORTED = 10053
     WSAECONNRESET = 10054
     WSAENOBUFS = 10055
+    WSAEISCONN = 10056
     WSAENOTCONN = 10057
     WSAESHUTDOWN = 10058
     WSAETIMEDOUT = 10060
@@ -123,16 +128,22 @@ _TABLE: Final[list[tuple[WSAErrorCode, str, type[OSError] | None, int | None, st
      "overlapped I/O event object not in signaled state"),
     (_C.WSA_IO_PENDING, "WSAIOPendingError", None, None, "overlapped operations will complete later"),
     (_C.WSAEINTR, "WSAInterruptedError", InterruptedError, _errno.EINTR, "interrupted function call"),
+    (_C.WSAEACCES, "WSAPermissionError", PermissionError, _errno.EACCES, "permission denied"),
     (_C.WSAEFAULT, "WSABadAddressError", None, _errno.EFAULT, "bad address"),
     (_C.WSAEINVAL, "WSAInvalidArgumentError", None, _errno.EINVAL, "invalid argument"),
     (_C.WSAEMFILE, "WSATooManySocketsError", None, _errno.EMFILE, "too many open sockets"),
     (_C.WSAEWOULDBLOCK, "WSAWouldBlockError", BlockingIOError, _errno.EWOULDBLOCK,
      "resource temporarily unavailable"),
     (_C.WSAEINPROGRESS, "WSAInProgressError", None, _errno.EINPROGRESS, "operation now in progress"),
+    (_C.WSAEALREADY, "WSAAlreadyError", None, _errno.EALREADY, "operation already in progress"),
     (_C.WSAENOTSOCK, "WSANotSocketError", None, _errno.ENOTSOCK, "socket operation on nonsocket"),
+    (_C.WSAEDESTADDRREQ, "WSADestinationRequiredError", None, _errno.EDESTADDRREQ,
+     "destination address required"),
     (_C.WSAEMSGSIZE, "WSAMessageTooLongError", None, _errno.EMSGSIZE, "message too long"),
     (_C.WSAEPROTOTYPE, "WSAWrongProtocolTypeError", None, _errno.EPROTOTYPE,
      "protocol wrong type for socket"),
+    (_C.WSAENOPROTOOPT, "WSABadProtocolOptionError", None, _errno.ENOPROTOOPT,
+     "bad protocol option"),
     (_C.WSAEPROTONOSUPPORT, "WSAProtocolNotSupportedError", None, _errno.EPROTONOSUPPORT,
      "protocol not supported"),
     (_C.WSAESOCKTNOSUPPORT, "WSASocketTypeNotSupportedError", None, _errno.ESOCKTNOSUPPORT,
@@ -150,6 +161,7 @@ _TABLE: Final[list[tuple[WSAErrorCode, str, type[OSError] | None, int | None, st
     (_C.WSAECONNRESET, "WSAConnectionResetError", ConnectionResetError, _errno.ECONNRESET,
      "connection reset by peer"),
     (_C.WSAENOBUFS, "WSANoBufferSpaceError", None, _errno.ENOBUFS, "no buffer space available"),
+    (_C.WSAEISCONN, "WSAIsConnectedError", None, _errno.EISCONN, "socket is already connected"),
     (_C.WSAENOTCONN, "WSANotConnectedError", None, _errno.ENOTCONN, "socket is not connected"),
     (_C.WSAESHUTDOWN, "WSAShutdownError", BrokenPipeError, _errno.ESHUTDOWN,
      "cannot send after socket shutdown"),
@@ -195,9 +207,6 @@ _BY_POSIX[_errno.EBADF] = int(_C.WSAENOTSOCK)
 _BY_POSIX[_errno.EHOSTUNREACH] = int(_C.WSAEADDRNOTAVAIL)
 _BY_POSIX[_errno.ENETUNREACH] = int(_C.WSAENETDOWN)
 _BY_POSIX[_errno.ENOMEM] = int(_C.WSAENOBUFS)
-_BY_POSIX[_errno.EALREADY] = int(_C.WSAEINVAL)
-_BY_POSIX[_errno.EISCONN] = int(_C.WSAEINVAL)
-_BY_POSIX[_errno.EDESTADDRREQ] = int(_C.WSAENOTCONN)
 
 
 def error_class(code: int) -> type[WSAError]:

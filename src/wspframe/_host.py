@@ -203,7 +203,7 @@ class Host:
         for provider in reversed(list(self._started.values())):
             try:
                 provider.cleanup()
-            except Exception:  # noqa: S112 - contained: the others still clean up
+            except Exception:  # contained: the others still clean up
                 continue
         self._started.clear()
         self._failed.clear()

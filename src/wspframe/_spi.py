@@ -130,6 +130,9 @@ class ServiceProvider:
     * ``close_socket`` releases the handle with ``upcalls.close_socket_handle``
       before freeing the OS resource; the handle is not used again.
     * Failures are raised as :class:`~wspframe.WSAError` with the right code.
+      A socket returned by ``accept`` starts blocking, whatever the listener's
+      timeout.  ``cleanup`` may find that the host has already released the
+      handles of sockets it closed.
       An operation must not block past the socket's timeout.
     * Per-socket operations (the context ``s`` first): ``bind(s, address)``,
       ``listen(s, backlog)``, ``accept(s) -> (context, address)``,
@@ -139,7 +142,8 @@ class ServiceProvider:
       ``recvfrom(s, bufsize, flags) -> (bytes, address)``,
       ``recvfrom_into(s, buffer, nbytes, flags) -> (int, address)``,
       ``shutdown(s, how)``, ``close_socket(s)``, ``getsockname(s)``,
-      ``getpeername(s)``, ``getsockopt(s, level, option, buflen)``,
+      ``getpeername(s)``, ``getsockopt(s, level, option, buflen)`` (``buflen`` None or 0: an
+      int; otherwise bytes),
       ``setsockopt(s, level, option, value)``, ``ioctl(s, code, arg)``
       (at least ``FIONBIO`` and ``FIONREAD``), ``settimeout(s, seconds)``
       (``None`` blocks, 0 is non-blocking), ``duplicate_socket(s)``.
@@ -408,7 +412,7 @@ class LayeredProvider(ServiceProvider):
     def getpeername(self, s: LayerSocket) -> Any:
         return s.lower.getpeername()
 
-    def getsockopt(self, s: LayerSocket, level: int, option: int, buflen: int) -> Any:
+    def getsockopt(self, s: LayerSocket, level: int, option: int, buflen: int | None) -> Any:
         return s.lower.getsockopt(level, option, buflen)
 
     def setsockopt(self, s: LayerSocket, level: int, option: int, value: Any) -> None:
