@@ -438,3 +438,49 @@ def test_observers_hear_sockets_and_catalog_changes() -> None:
     # Two base providers, then the layer's hidden entry and the chain entries.
     assert events[:4] == ["catalog install"] * 4
     assert events[-2:] == ["open passthrough over [memory [TCP/IP]]", "closed"]
+
+
+def test_protocol_zero_takes_the_first_chain_for_datagrams_too() -> None:
+    with wspframe.Host(chains=["observe,memory"], config=False) as host:
+        with host.socket(AF_INET, SOCK_DGRAM) as s:
+            assert s.protocol_info.name == "observe over [memory [UDP/IP]]"
+
+
+def test_protocol_info_alone_takes_everything_from_it(host: wspframe.Host) -> None:
+    v6udp = next(
+        e
+        for e in host.entries_for("memory")
+        if e.socket_type == SOCK_DGRAM and e.address_family == socket.AF_INET6
+    )
+    with host.socket(protocol_info=v6udp) as s:
+        assert (s.family, s.type, s.proto) == (socket.AF_INET6, SOCK_DGRAM, socket.IPPROTO_UDP)
+
+
+def test_select_refuses_sockets_of_different_chains() -> None:
+    with wspframe.Host(chains=["observe,memory", "observe,tcpip"], config=False) as host:
+        a = host.socket(protocol_info=host.entries_for("observe,memory")[0])
+        b = host.socket(protocol_info=host.entries_for("observe,tcpip")[0])
+        for order in ([a, b], [b, a]):
+            with wsa(C.WSAEINVAL) as info:
+                host.select(order, [], [], 0)
+            assert "different chains" in str(info.value)
+        a.close()
+        b.close()
+
+
+def test_deinstall_chain_leaves_nothing_orphaned(host: wspframe.Host) -> None:
+    host.install_chain("observe,memory")
+    host.install_chain("observe,passthrough,memory")
+    host.deinstall_chain("observe,memory")
+    assert host.catalog.check() == []  # observe still serves the other chain
+    assert [e for e in host.enum_all() if e.name == "observe"]
+    host.deinstall_chain("observe,passthrough,memory")
+    assert host.catalog.check() == []
+    assert not [e for e in host.enum_all() if e.is_layered]
+
+
+def test_a_remembered_startup_failure_keeps_its_cause(xhost: wspframe.Host) -> None:
+    for _ in range(2):
+        with wsa(C.WSAEPROVIDERFAILEDINIT) as info:
+            xhost.socket(protocol_info=xhost.entries_for("failstart")[0])
+    assert info.value.__cause__ is not None

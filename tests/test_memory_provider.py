@@ -221,9 +221,9 @@ def test_protocol_entries() -> None:
     ]
     expected = [
         (AF_INET, SOCK_STREAM, IPPROTO_TCP, 0x66, PFL.MATCHES_PROTOCOL_ZERO, 16, 0),
-        (AF_INET, SOCK_DGRAM, IPPROTO_UDP, 0x609, PFL(0), 16, 65507),
+        (AF_INET, SOCK_DGRAM, IPPROTO_UDP, 0x609, PFL.MATCHES_PROTOCOL_ZERO, 16, 65507),
         (AF_INET6, SOCK_STREAM, IPPROTO_TCP, 0x66, PFL.MATCHES_PROTOCOL_ZERO, 28, 0),
-        (AF_INET6, SOCK_DGRAM, IPPROTO_UDP, 0x609, PFL(0), 28, 65527),
+        (AF_INET6, SOCK_DGRAM, IPPROTO_UDP, 0x609, PFL.MATCHES_PROTOCOL_ZERO, 28, 65527),
     ]
     for entry, (af, typ, proto, xp1, pfl, size, msg) in zip(entries, expected, strict=True):
         assert (entry.address_family, entry.socket_type, entry.protocol) == (af, typ, proto)

@@ -374,38 +374,40 @@ class Catalog:
             if af != 0 and entry.address_family != af:
                 mismatch = (
                     WSAErrorCode.WSAEAFNOSUPPORT,
-                    f"address family {af} is not supported (last entry examined: "
-                    f"{entry.name!r}, family {entry.address_family})",
+                    f"no entry matches (af={af}, type={type_}, protocol={protocol}); the last "
+                    f"entry examined, {entry.name!r}, has address family {entry.address_family}",
                 )
                 continue
             if type_ != 0 and entry.socket_type != type_:
                 if protocol != 0 and entry.matches_protocol(protocol):
                     mismatch = (
                         WSAErrorCode.WSAEPROTOTYPE,
-                        f"protocol {protocol} is the wrong type for socket type {type_} "
-                        f"(last entry examined: {entry.name!r}, type {entry.socket_type})",
+                        f"no entry matches (af={af}, type={type_}, protocol={protocol}); the last "
+                        f"entry examined, {entry.name!r}, has protocol {protocol} with "
+                        f"socket type {entry.socket_type}",
                     )
                 else:
                     mismatch = (
                         WSAErrorCode.WSAESOCKTNOSUPPORT,
-                        f"socket type {type_} is not supported in family {af} (last entry "
-                        f"examined: {entry.name!r}, type {entry.socket_type})",
+                        f"no entry matches (af={af}, type={type_}, protocol={protocol}); the last "
+                        f"entry examined, {entry.name!r}, has socket type {entry.socket_type}",
                     )
                 continue
             if protocol != 0 and not entry.matches_protocol(protocol):
                 mismatch = (
                     WSAErrorCode.WSAEPROTONOSUPPORT,
-                    f"protocol {protocol} is not supported for family {af}, type {type_} "
-                    f"(last entry examined: {entry.name!r}, protocol {entry.protocol})",
+                    f"no entry matches (af={af}, type={type_}, protocol={protocol}); the last "
+                    f"entry examined, {entry.name!r}, has protocol {entry.protocol}",
                 )
                 continue
-            # Protocol 0 picks the entry marked PFL_MATCHES_PROTOCOL_ZERO when one
-            # exists for this family and type.
+            # Protocol 0 picks, among a provider's entries for this family and
+            # type, the one marked PFL_MATCHES_PROTOCOL_ZERO.
             if (
                 zero_pick
                 and not entry.provider_flags & PFL.MATCHES_PROTOCOL_ZERO
                 and any(
                     other.provider_flags & PFL.MATCHES_PROTOCOL_ZERO
+                    and other.provider_id == entry.provider_id
                     and other.address_family == entry.address_family
                     and other.socket_type == entry.socket_type
                     for other in entries

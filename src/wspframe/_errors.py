@@ -57,6 +57,7 @@ class WSAErrorCode(enum.IntEnum):
     WSAEADDRINUSE = 10048
     WSAEADDRNOTAVAIL = 10049
     WSAENETDOWN = 10050
+    WSAENETUNREACH = 10051
     WSAECONNABORTED = 10053
     WSAECONNRESET = 10054
     WSAENOBUFS = 10055
@@ -65,6 +66,7 @@ class WSAErrorCode(enum.IntEnum):
     WSAESHUTDOWN = 10058
     WSAETIMEDOUT = 10060
     WSAECONNREFUSED = 10061
+    WSAEHOSTUNREACH = 10065
     WSASYSNOTREADY = 10091
     WSAVERNOTSUPPORTED = 10092
     WSANOTINITIALISED = 10093
@@ -156,6 +158,8 @@ _TABLE: Final[list[tuple[WSAErrorCode, str, type[OSError] | None, int | None, st
     (_C.WSAEADDRNOTAVAIL, "WSAAddressNotAvailableError", None, _errno.EADDRNOTAVAIL,
      "cannot assign requested address"),
     (_C.WSAENETDOWN, "WSANetworkDownError", None, _errno.ENETDOWN, "network is down"),
+    (_C.WSAENETUNREACH, "WSANetworkUnreachableError", None, _errno.ENETUNREACH,
+     "network is unreachable"),
     (_C.WSAECONNABORTED, "WSAConnectionAbortedError", ConnectionAbortedError, _errno.ECONNABORTED,
      "software caused connection abort"),
     (_C.WSAECONNRESET, "WSAConnectionResetError", ConnectionResetError, _errno.ECONNRESET,
@@ -168,6 +172,7 @@ _TABLE: Final[list[tuple[WSAErrorCode, str, type[OSError] | None, int | None, st
     (_C.WSAETIMEDOUT, "WSATimedOutError", TimeoutError, _errno.ETIMEDOUT, "connection timed out"),
     (_C.WSAECONNREFUSED, "WSAConnectionRefusedError", ConnectionRefusedError, _errno.ECONNREFUSED,
      "connection refused"),
+    (_C.WSAEHOSTUNREACH, "WSAHostUnreachableError", None, _errno.EHOSTUNREACH, "no route to host"),
     (_C.WSASYSNOTREADY, "WSASysNotReadyError", None, None, "network subsystem is unavailable"),
     (_C.WSAVERNOTSUPPORTED, "WSAVersionNotSupportedError", None, None,
      "requested version out of range"),
@@ -181,6 +186,8 @@ _TABLE: Final[list[tuple[WSAErrorCode, str, type[OSError] | None, int | None, st
     (_C.WSASYSCALLFAILURE, "WSASystemCallFailureError", None, None, "system call failure"),
     (_C.WSANO_RECOVERY, "WSANoRecoveryError", None, None, "this is a nonrecoverable error"),
 ]  # fmt: skip
+
+WSAError.__module__ = "wspframe"
 
 _DESCRIPTIONS: Final[dict[int, str]] = {int(row[0]): row[4] for row in _TABLE}
 _CLASS_BY_CODE: dict[int, type[WSAError]] = {}
@@ -204,8 +211,7 @@ for _code, _name, _builtin, _posix, _ in _TABLE:
 _BY_POSIX[_errno.EAGAIN] = int(_C.WSAEWOULDBLOCK)
 _BY_POSIX[_errno.EPIPE] = int(_C.WSAESHUTDOWN)
 _BY_POSIX[_errno.EBADF] = int(_C.WSAENOTSOCK)
-_BY_POSIX[_errno.EHOSTUNREACH] = int(_C.WSAEADDRNOTAVAIL)
-_BY_POSIX[_errno.ENETUNREACH] = int(_C.WSAENETDOWN)
+_BY_POSIX[_errno.EPERM] = int(_C.WSAEACCES)
 _BY_POSIX[_errno.ENOMEM] = int(_C.WSAENOBUFS)
 
 

@@ -29,7 +29,7 @@ from ._catalog import Catalog
 from ._chain import NextLayer, compile_levels
 from ._config import Config, load_config
 from ._constants import FROM_PROTOCOL_INFO, XP1, WSAFlag
-from ._discovery import Discovery, discover
+from ._discovery import PLUGINS_ENV, Discovery, discover
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._handles import HandleTable, Upcalls
 from ._protocol import ProtocolInfo, provider_uuid
@@ -88,6 +88,15 @@ def check_flags(flags: int, entry: ProtocolInfo) -> None:
         )
 
 
+def _chain_shape(level: NextLayer | None) -> tuple[ServiceProvider, ...]:
+    """The provider instances of a chain, top to base (what select() must agree on)."""
+    out = []
+    while level is not None:
+        out.append(level.provider)
+        level = level.below
+    return tuple(out)
+
+
 def _check_triplet(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise_wsa(WSAErrorCode.WSAEINVAL, f"{name} must be an int, got {value!r}")
@@ -128,8 +137,8 @@ class Host:
         else:
             cfg = load_config(Path(config))
         self.config = cfg
-        if plugins is None and cfg.plugins is not None:
-            plugins = list(cfg.plugins)
+        if plugins is None and cfg.plugins is not None and PLUGINS_ENV not in os.environ:
+            plugins = list(cfg.plugins)  # precedence: API > WSPFRAME_PLUGINS > config
         self.discovery: Discovery = discover(plugins, extra=providers, hooks=hooks)
         self._hook = self.discovery.manager.hook
         if max_sockets is None:
@@ -282,7 +291,21 @@ class Host:
     def deinstall_chain(self, spec: str | ChainSpec) -> list[ProtocolInfo]:
         """Remove a chain installed with :meth:`install_chain`."""
         chain = parse_chain(spec)
-        return self.catalog.deinstall(provider_uuid(f"chain:{chain}"))
+        removed = self.catalog.deinstall(provider_uuid(f"chain:{chain}"))
+        self._chain_specs = [c for c in self._chain_specs if c != chain]
+        # A layer's hidden entry goes with the last chain that used it.
+        for layer in chain.layers:
+            pid = provider_uuid(f"layer:{layer}")
+            entries = self.catalog.by_provider(pid)
+            if entries and not self.catalog.chains_using(entries[0].catalog_entry_id):
+                removed += self.catalog.deinstall(pid)
+                instance = self._layers.pop(pid, None)
+                if instance is not None and self._started.pop(id(instance), None) is not None:
+                    try:
+                        instance.cleanup()
+                    except Exception:  # contained, as at host cleanup
+                        pass
+        return removed
 
     def entries_for(self, spec: str | ChainSpec) -> list[ProtocolInfo]:
         """The catalog entries a spec stands for (a chain's, or a base's own)."""
@@ -358,7 +381,7 @@ class Host:
                 return provider
             failure = self._failed.get(key)
             if failure is not None:
-                raise wsa_error(failure.wsa_code, failure.strerror or "")
+                raise wsa_error(failure.wsa_code, failure.strerror or "") from failure
             missing = [
                 op for op in REQUIRED_OPERATIONS if not callable(getattr(provider, op, None))
             ]
@@ -432,9 +455,9 @@ class Host:
     # -- sockets -----------------------------------------------------------------------
     def socket(
         self,
-        af: int = 2,
-        type: int = 1,
-        protocol: int = 0,
+        af: int | None = None,
+        type: int | None = None,
+        protocol: int | None = None,
         protocol_info: ProtocolInfo | None = None,
         group: int = 0,
         flags: int = 0,
@@ -444,12 +467,20 @@ class Host:
         ``af``/``type`` 0 are wildcards, ``protocol`` 0 matches any protocol and
         otherwise the range ``protocol .. protocol + protocol_max_offset``;
         ``protocol_info`` picks its entry by catalog id (and -1 in af/type/protocol
-        takes the value from it).  See the SPI rules in the docs for the errors.
+        takes the value from it).  Left out, af/type/protocol default to
+        ``AF_INET, SOCK_STREAM, 0``, or to ``FROM_PROTOCOL_INFO`` when
+        ``protocol_info`` is given.  See the SPI rules in the docs for the errors.
         """
         self._check_started()
-        af = _check_triplet("af", af)
-        type = _check_triplet("type", type)
-        protocol = _check_triplet("protocol", protocol)
+        # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0), or everything
+        # from the protocol info when one is given.
+        if protocol_info is not None:
+            af = FROM_PROTOCOL_INFO if af is None else af
+            type = FROM_PROTOCOL_INFO if type is None else type
+            protocol = FROM_PROTOCOL_INFO if protocol is None else protocol
+        af = _check_triplet("af", 2 if af is None else af)
+        type = _check_triplet("type", 1 if type is None else type)
+        protocol = _check_triplet("protocol", 0 if protocol is None else protocol)
         if protocol_info is not None and protocol_info.shared_token:
             return self._open_shared(protocol_info)
         if group != 0:
@@ -570,6 +601,7 @@ class Host:
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout < 0):
             raise_wsa(WSAErrorCode.WSAEINVAL, f"timeout must be None or >= 0, got {timeout!r}")
         level = first._dispatch().level
+        shape = _chain_shape(level)
         back: dict[int, list[Socket]] = {}
         mapped: list[list[Any]] = []
         for group in sets:
@@ -580,11 +612,13 @@ class Host:
                         WSAErrorCode.WSAENOTSOCK, f"select() got {sock!r}, which is not a Socket"
                     )
                 top = sock._dispatch()
-                if top.level.provider is not level.provider:
+                other = _chain_shape(top.level)
+                if other != shape:
+                    names = " and ".join(",".join(p.name for p in c) for c in (shape, other))
                     raise_wsa(
                         WSAErrorCode.WSAEINVAL,
-                        f"select() mixes providers {level.provider.name!r} and "
-                        f"{top.level.provider.name!r}; select each provider's sockets separately",
+                        f"select() mixes sockets of different chains ({names}); "
+                        "select each chain's sockets separately",
                     )
                 back.setdefault(id(top.context), []).append(sock)
                 out.append(top.context)

@@ -86,6 +86,17 @@ def _fail(exc: Exception, op: str) -> WSAError:
     return err
 
 
+def _not_connected_or(exc: Exception, s: _socket.socket, op: str) -> WSAError:
+    """EPIPE: Winsock says WSAENOTCONN on a socket that never connected."""
+    try:
+        s.getpeername()
+    except OSError:
+        err = wsa_error(WSAErrorCode.WSAENOTCONN, f"{op}: the socket is not connected")
+        err.__cause__ = exc
+        return err
+    return _fail(exc, op)
+
+
 class TcpipSocket(_socket.socket):
     """A tcpip socket context: the OS socket itself, plus its handle and entry."""
 
@@ -192,6 +203,8 @@ class TcpipProvider(ServiceProvider):
     def send(self, s: TcpipSocket, data: Any, flags: int) -> int:
         try:
             return s.send(data, flags)
+        except BrokenPipeError as exc:
+            raise _not_connected_or(exc, s, "send") from exc
         except Exception as exc:
             raise _fail(exc, "send") from exc
 
