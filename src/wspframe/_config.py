@@ -65,7 +65,7 @@ def parse_config(table: Mapping[str, Any], source: Path | None = None) -> Config
     """Validate a ``[tool.wspframe]`` table."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"[tool.wspframe] must be a table, got {table!r}")
-    unknown = sorted(set(table) - set(_KEYS))
+    unknown = sorted(set(table) - set(_KEYS), key=repr)
     if unknown:
         raise ConfigError(
             f"[tool.wspframe] has unknown key(s) {unknown}; known: {', '.join(_KEYS)}"
@@ -111,7 +111,10 @@ def load_config(path: Path | None = None) -> Config:
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    table = data.get("tool", {}).get("wspframe", {})
+    tool = data.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"cannot read {path}: 'tool' must be a table, got {tool!r}")
+    table = tool.get("wspframe", {})
     return parse_config(table, path)

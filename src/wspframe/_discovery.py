@@ -90,8 +90,15 @@ def provider_problem(obj: object) -> str | None:
         return f"{obj.__qualname__}: {exc}"
     if not issubclass(obj, LayeredProvider):
         protocols = obj.protocols
-        if not protocols or not all(isinstance(p, ProtocolInfo) for p in protocols):
-            return f"base provider {obj.name!r} must list ProtocolInfo templates in 'protocols'"
+        if (
+            not isinstance(protocols, (list, tuple))
+            or not protocols
+            or not all(isinstance(p, ProtocolInfo) and p.chain_len <= 1 for p in protocols)
+        ):
+            return (
+                f"base provider {obj.name!r} must list ProtocolInfo templates "
+                "(base entries, not chains) in 'protocols'"
+            )
     return None
 
 

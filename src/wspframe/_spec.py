@@ -104,6 +104,10 @@ class ChainSpec:
         return parse_chain(text)
 
 
+def _syntax_error(message: str) -> ChainSpecError:
+    return ChainSpecError(f"{message}; form: {_FORM}")
+
+
 def parse_chain(text: object) -> ChainSpec:
     """Parse a chain spec; raise :class:`ChainSpecError` naming the problem."""
     if isinstance(text, ChainSpec):
@@ -130,22 +134,23 @@ def parse_chain(text: object) -> ChainSpec:
         if i < n and spec[i] == "[":
             close = spec.find("]", i)
             if close < 0:
-                raise ChainSpecError(f"unclosed '[' after {name!r} in {text!r}")
+                raise _syntax_error(f"unclosed '[' after {name!r} in {text!r}")
             body = spec[i + 1 : close]
             if "[" in body:
-                raise ChainSpecError(f"nested '[' in the options of {name!r} in {text!r}")
+                raise _syntax_error(f"nested '[' in the options of {name!r} in {text!r}")
             for item in body.split(","):
                 item = item.strip()
                 if not item:
-                    raise ChainSpecError(f"empty option in the options of {name!r} in {text!r}")
+                    raise _syntax_error(f"empty option in the options of {name!r} in {text!r}")
                 key, eq, value = item.partition("=")
                 if not eq:
-                    raise ChainSpecError(
-                        f"option {item!r} of {name!r} must be of the form option=value"
-                    )
+                    raise _syntax_error(f"option {item!r} of {name!r} must be option=value")
                 options.append((key.strip(), value.strip()))
             i = close + 1
-        elements.append(LayerSpec(name, tuple(options)))
+        try:
+            elements.append(LayerSpec(name, tuple(options)))
+        except ChainSpecError as exc:
+            raise _syntax_error(exc.strerror or "") from None
         while i < n and spec[i] == " ":
             i += 1
         if i == n:

@@ -1,0 +1,1 @@
+"""wspframe test fixture: an out-of-tree layer and base provider."""
