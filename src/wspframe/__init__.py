@@ -61,7 +61,7 @@ from ._host import Host
 from ._protocol import ProtocolInfo, provider_uuid
 from ._socket import Socket
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
-from ._spi import LayeredProvider, LayerSocket, ServiceProvider
+from ._spi import LayeredProvider, LayerSocket, ServiceProvider, resolve_triplet
 
 __version__ = "0.1.0"
 
@@ -93,6 +93,7 @@ __all__ = [
     "ServiceProvider",
     "LayeredProvider",
     "LayerSocket",
+    "resolve_triplet",
     "NextLayer",
     "Dispatch",
     "Upcalls",

@@ -78,7 +78,7 @@ from ._constants import (
 )
 from ._errors import WSAError, WSAErrorCode, raise_wsa, wsa_error
 from ._protocol import ProtocolInfo
-from ._spi import ServiceProvider, format_address
+from ._spi import ServiceProvider, format_address, resolve_triplet
 
 __all__ = ["MemoryNetwork", "MemoryProvider", "MemorySocket"]
 
@@ -663,26 +663,7 @@ class MemoryProvider(ServiceProvider):
             (SOCK_DGRAM, IPPROTO_UDP),
         ):
             raise_wsa(_E.WSAEINVAL, f"protocol info {info!r} is not a memory provider entry")
-        if af not in (0, -1) and af != fam:
-            raise_wsa(
-                _E.WSAEAFNOSUPPORT,
-                f"address family {af!r} does not match {info.name!r} (family {int(fam)})",
-            )
-        if type not in (0, -1) and type != typ:
-            raise_wsa(
-                _E.WSAESOCKTNOSUPPORT,
-                f"socket type {type!r} does not match {info.name!r} (type {int(typ)})",
-            )
-        if protocol not in (0, -1) and not info.matches_protocol(protocol):
-            if protocol in (IPPROTO_TCP, IPPROTO_UDP):
-                raise_wsa(
-                    _E.WSAEPROTOTYPE,
-                    f"protocol {protocol!r} is the wrong type for {info.name!r}",
-                )
-            raise_wsa(
-                _E.WSAEPROTONOSUPPORT,
-                f"protocol {protocol!r} is not supported by {info.name!r}",
-            )
+        resolve_triplet(af, type, protocol, info)
         s = MemorySocket(net, info, int(fam), int(typ), int(proto), self.BUFFER_SIZE)
         s.handle = self.upcalls.create_socket_handle(info.catalog_entry_id, s)
         with net._lock:

@@ -32,7 +32,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from ._constants import AF_INET, AF_INET6, LspCategory
+from ._constants import (
+    AF_INET,
+    AF_INET6,
+    FROM_PROTOCOL_INFO,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    LspCategory,
+)
 from ._errors import WSAErrorCode, raise_wsa
 from ._protocol import ProtocolInfo
 
@@ -48,6 +55,7 @@ __all__ = [
     "LayerSocket",
     "LayeredProvider",
     "ServiceProvider",
+    "resolve_triplet",
 ]
 
 #: Per-socket operations: bound once per socket, skipped in layers that do not
@@ -108,6 +116,49 @@ def format_address(address: Any) -> str:
             return f"[{host}]:{port}"
         return f"{host}:{port}"
     return str(address)
+
+
+def resolve_triplet(af: int, type_: int, protocol: int, info: ProtocolInfo) -> tuple[int, int, int]:
+    """Apply the wildcard and FROM_PROTOCOL_INFO rules of ``WSPSocket`` against ``info``.
+
+    0 for af/type and 0 for protocol take the entry's value; -1 takes it too.
+    A value contradicting the entry is WSAEAFNOSUPPORT, WSAESOCKTNOSUPPORT,
+    WSAEPROTOTYPE (a protocol of another socket type) or WSAEPROTONOSUPPORT.
+    Base providers call it first thing in ``socket()``.
+    """
+    if af in (0, FROM_PROTOCOL_INFO):
+        af = info.address_family
+    elif af != info.address_family:
+        raise_wsa(
+            WSAErrorCode.WSAEAFNOSUPPORT,
+            f"address family {af} is not that of {info.name!r} ({info.address_family})",
+        )
+    given = protocol
+    if protocol in (0, FROM_PROTOCOL_INFO):
+        protocol = info.protocol
+    if type_ in (0, FROM_PROTOCOL_INFO):
+        type_ = info.socket_type
+    elif type_ != info.socket_type:
+        if given not in (0, FROM_PROTOCOL_INFO) and info.matches_protocol(given):
+            raise_wsa(
+                WSAErrorCode.WSAEPROTOTYPE,
+                f"protocol {protocol} is the wrong type for socket type {type_} in {info.name!r}",
+            )
+        raise_wsa(
+            WSAErrorCode.WSAESOCKTNOSUPPORT,
+            f"socket type {type_} is not that of {info.name!r} ({info.socket_type})",
+        )
+    if not info.matches_protocol(protocol):
+        if protocol in (IPPROTO_TCP, IPPROTO_UDP):
+            raise_wsa(
+                WSAErrorCode.WSAEPROTOTYPE,
+                f"protocol {protocol} is the wrong type for {info.name!r} ({info.protocol})",
+            )
+        raise_wsa(
+            WSAErrorCode.WSAEPROTONOSUPPORT,
+            f"protocol {protocol} is not supported by {info.name!r} ({info.protocol})",
+        )
+    return af, type_, protocol
 
 
 class ServiceProvider:

@@ -19,7 +19,6 @@ from ._constants import (
     AF_INET6,
     FIONBIO,
     FIONREAD,
-    FROM_PROTOCOL_INFO,
     IPPROTO_TCP,
     IPPROTO_UDP,
     PFL,
@@ -29,48 +28,12 @@ from ._constants import (
 )
 from ._errors import WSAError, WSAErrorCode, contain, from_os_error, raise_wsa, wsa_error
 from ._protocol import ProtocolInfo
-from ._spi import ServiceProvider
+from ._spi import ServiceProvider, resolve_triplet
 
-__all__ = ["TcpipProvider", "TcpipSocket", "resolve_triplet"]
+__all__ = ["TcpipProvider", "TcpipSocket"]
 
 TCP_FLAGS: Final = XP1(0x20066)
 UDP_FLAGS: Final = XP1(0x20609)
-
-
-def resolve_triplet(af: int, type_: int, protocol: int, info: ProtocolInfo) -> tuple[int, int, int]:
-    """Apply the wildcard and FROM_PROTOCOL_INFO rules of ``WSPSocket`` against ``info``.
-
-    0 for af/type and 0 for protocol take the entry's value; -1 takes it too.
-    A value contradicting the entry is WSAEAFNOSUPPORT, WSAESOCKTNOSUPPORT,
-    WSAEPROTOTYPE or WSAEPROTONOSUPPORT.
-    """
-    if af in (0, FROM_PROTOCOL_INFO):
-        af = info.address_family
-    elif af != info.address_family:
-        raise_wsa(
-            WSAErrorCode.WSAEAFNOSUPPORT,
-            f"address family {af} is not that of {info.name!r} ({info.address_family})",
-        )
-    if protocol in (0, FROM_PROTOCOL_INFO):
-        protocol = info.protocol
-    if type_ in (0, FROM_PROTOCOL_INFO):
-        type_ = info.socket_type
-    elif type_ != info.socket_type:
-        if info.matches_protocol(protocol):
-            raise_wsa(
-                WSAErrorCode.WSAEPROTOTYPE,
-                f"protocol {protocol} is the wrong type for socket type {type_} in {info.name!r}",
-            )
-        raise_wsa(
-            WSAErrorCode.WSAESOCKTNOSUPPORT,
-            f"socket type {type_} is not that of {info.name!r} ({info.socket_type})",
-        )
-    if not info.matches_protocol(protocol):
-        raise_wsa(
-            WSAErrorCode.WSAEPROTONOSUPPORT,
-            f"protocol {protocol} is not supported by {info.name!r} ({info.protocol})",
-        )
-    return af, type_, protocol
 
 
 def _fail(exc: Exception, op: str) -> WSAError:
