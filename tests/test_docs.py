@@ -39,6 +39,7 @@ EXPECTED_DOCS = (
     "socket-api.md",
     "providers.md",
     "writing-a-provider.md",
+    "overlapped.md",
     "demo.md",
 )
 #: Fence languages for blocks that are shown, not run.

@@ -58,6 +58,17 @@ from ._errors import WSAError, WSAErrorCode, error_class, error_classes, wsa_err
 from ._handles import Upcalls
 from ._hooks import hookimpl, hookspec
 from ._host import Host
+from ._overlapped import (
+    WAIT_IO_COMPLETION,
+    WAIT_OBJECT_0,
+    Completion,
+    CompletionPort,
+    Event,
+    Overlapped,
+    queue_apc,
+    sleep_ex,
+    wait_for_multiple_events,
+)
 from ._protocol import ProtocolInfo, provider_uuid
 from ._socket import Socket
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
@@ -84,6 +95,16 @@ __all__ = [
     "load_config",
     "FIRST_CATALOG_ID",
     "provider_uuid",
+    # overlapped I/O
+    "Overlapped",
+    "Event",
+    "CompletionPort",
+    "Completion",
+    "sleep_ex",
+    "wait_for_multiple_events",
+    "queue_apc",
+    "WAIT_IO_COMPLETION",
+    "WAIT_OBJECT_0",
     # chain specs
     "ChainSpec",
     "ChainSpecError",

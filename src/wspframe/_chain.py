@@ -27,22 +27,40 @@ from typing import TYPE_CHECKING, Any, Final
 
 from ._errors import WSAErrorCode, contain, raise_wsa
 from ._protocol import ProtocolInfo
-from ._spi import DATA_OPERATIONS, LayeredProvider, LayerSocket, ServiceProvider
+from ._spi import (
+    DATA_OPERATIONS,
+    OVERLAPPED_OPERATIONS,
+    LayeredProvider,
+    LayerSocket,
+    ServiceProvider,
+)
 
 if TYPE_CHECKING:
     from ._handles import HandleTable
 
 __all__ = ["Dispatch", "NextLayer", "compile_levels", "overridden_operations"]
 
-_SLOTS: Final = ("level", "context", "handle", *DATA_OPERATIONS, "accept", "close_socket")
+_SKIPPABLE: Final = (*DATA_OPERATIONS, *OVERLAPPED_OPERATIONS)
+_SLOTS: Final = (
+    "level",
+    "context",
+    "handle",
+    *_SKIPPABLE,
+    "accept",
+    "accept_overlapped",
+    "close_socket",
+)
 
 
 def overridden_operations(cls: type[ServiceProvider]) -> frozenset[str]:
-    """The per-socket operations a layer class overrides (all, for a base)."""
+    """The per-socket operations (and ``on_complete``) a layer class overrides
+    (every operation, for a base provider)."""
     if not issubclass(cls, LayeredProvider):
-        return frozenset(DATA_OPERATIONS)
+        return frozenset(_SKIPPABLE)
     return frozenset(
-        op for op in DATA_OPERATIONS if getattr(cls, op) is not getattr(LayeredProvider, op)
+        op
+        for op in (*_SKIPPABLE, "on_complete")
+        if getattr(cls, op) is not getattr(LayeredProvider, op)
     )
 
 
@@ -106,6 +124,15 @@ class NextLayer:
         targets: dict[str, NextLayer] = {}
         for op in DATA_OPERATIONS:
             if self.is_base or op in self.overrides:
+                targets[op] = self
+            else:
+                assert below is not None
+                targets[op] = below.targets[op]
+        # Overlapped operations skip a layer only where completing against the
+        # level below reaches the same handle (an IFS layer) and the layer
+        # neither overrides the operation nor post-processes completions.
+        for op in OVERLAPPED_OPERATIONS:
+            if self.is_base or op in self.overrides or "on_complete" in self.overrides or not ifs:
                 targets[op] = self
             else:
                 assert below is not None
@@ -208,7 +235,7 @@ class NextLayer:
         """Bind ``op`` for the socket whose context at this level is ``ctx``."""
         if op == "accept":
             return functools.partial(_accept, self, ctx)
-        if op == "close_socket":
+        if op in ("close_socket", "accept_overlapped"):
             return _bind(self.provider, op, ctx)
         target = self.targets.get(op)
         if target is None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import enum
 import errno as _errno
+import sys
+import traceback
 from typing import Final, NoReturn
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "contain",
     "from_os_error",
     "raise_wsa",
+    "report_unraisable",
     "wsa_error",
 ]
 
@@ -270,3 +273,27 @@ def contain(exc: BaseException, where: str = "") -> WSAError:
     )
     err.__cause__ = exc
     return err
+
+
+class _Unraisable:
+    """What :data:`sys.unraisablehook` reads."""
+
+    __slots__ = ("err_msg", "exc_traceback", "exc_type", "exc_value", "object")
+
+    def __init__(self, exc: BaseException, what: str, obj: object) -> None:
+        self.exc_type = type(exc)
+        self.exc_value = exc
+        self.exc_traceback = exc.__traceback__
+        self.err_msg = what
+        self.object = obj
+
+
+def report_unraisable(exc: BaseException, what: str, obj: object) -> None:
+    """A failure with nobody to tell (a completion callback raised in a provider's
+    or the engine's thread): :data:`sys.unraisablehook`, or a plain traceback on
+    stderr when the hook insists on its own argument type."""
+    try:
+        sys.unraisablehook(_Unraisable(exc, what, obj))  # type: ignore[arg-type]
+    except TypeError:
+        print(f"{what}:", file=sys.stderr)
+        traceback.print_exception(exc, file=sys.stderr)

@@ -59,7 +59,10 @@ class HandleTable:
 
     def __init__(self, is_catalog_id: Callable[[int], bool]) -> None:
         self._records: dict[int, HandleRecord] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a socket's close holds it across the whole chain (so a
+        # descriptor number cannot be reused while its levels are released),
+        # and the providers' close_socket_handle calls take it again.
+        self._lock = threading.RLock()
         self._is_catalog_id = is_catalog_id
 
     def __len__(self) -> int:
@@ -207,16 +210,38 @@ def _close_minted(record: HandleRecord) -> None:
         record.peer.close()
 
 
+#: ``complete(handle, overlapped, error, nbytes)``: the host's completion routing.
+Completer = Callable[[int, Any, int, int], None]
+
+
+def _finish_unrouted(handle: int, ov: Any, error: int, nbytes: int) -> None:
+    from ._overlapped import finish
+
+    finish(ov, error, nbytes, None)
+
+
 class Upcalls:
     """The upcall table (``WSPUPCALLTABLE``) a host gives each provider.
 
-    Providers call these; they never touch the host otherwise.
+    Providers call these; they never touch the host otherwise.  ``complete`` is
+    the host's completion routing (event, APC or the port associated with the
+    handle); ``engine`` makes the host's I/O engine for IFS handles.  Both
+    default to stand-ins that let a provider be exercised without a host.
     """
 
-    __slots__ = ("_table",)
+    __slots__ = ("_complete", "_engine", "_engine_factory", "_engine_lock", "_table")
 
-    def __init__(self, table: HandleTable) -> None:
+    def __init__(
+        self,
+        table: HandleTable,
+        complete: Completer | None = None,
+        engine: Callable[[], Any] | None = None,
+    ) -> None:
         self._table = table
+        self._complete = complete or _finish_unrouted
+        self._engine_factory = engine
+        self._engine: Any = None
+        self._engine_lock = threading.Lock()
 
     def create_socket_handle(self, catalog_entry_id: int, context: Any) -> int:
         """``WPUCreateSocketHandle``: mint a new handle (a real descriptor) for a
@@ -243,3 +268,53 @@ class Upcalls:
         WSAENOTSOCK.  Returns the handle to expose (the same descriptor).
         """
         return self._table.modify_ifs(catalog_entry_id, os_handle)
+
+    # -- overlapped I/O --------------------------------------------------------------
+    def complete_overlapped_request(
+        self, handle: int, overlapped: Any, error: int, nbytes: int
+    ) -> None:
+        """``WPUCompleteOverlappedRequest``: announce that an overlapped operation
+        on ``handle`` finished with ``error`` (0 or a WSA code) and ``nbytes``.
+
+        Only for handles from :meth:`create_socket_handle` (others: WSAEINVAL,
+        SPI rule A15; IFS providers complete through :attr:`io_engine`).  Set
+        ``overlapped.data``/``address``/``flags`` first.  The host signals the
+        event, queues the completion routine to the issuing thread, or posts to
+        the port associated with ``handle``; completing twice is WSAEINVAL.
+        """
+        record = self._table.get(handle)
+        if record is None or record.ifs:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"complete_overlapped_request needs a handle from create_socket_handle, "
+                f"got {handle!r}",
+            )
+        self._complete(handle, overlapped, error, nbytes)
+
+    def queue_apc(self, thread_ident: int, function: Callable[..., Any], *args: Any) -> None:
+        """``WPUQueueApc``: run ``function(*args)`` in ``thread_ident``'s next alertable wait."""
+        from ._overlapped import queue_apc
+
+        queue_apc(thread_ident, function, *args)
+
+    @property
+    def io_engine(self) -> Any:
+        """The host's I/O engine (one per host), through which IFS providers run
+        overlapped operations on their OS handles and have them completed: the
+        part the operating system plays for IFS handles in Winsock."""
+        engine = self._engine
+        if engine is None:
+            with self._engine_lock:
+                if self._engine is None:
+                    if self._engine_factory is None:
+                        from ._engine import IOEngine
+
+                        self._engine_factory = lambda: IOEngine(self._complete)
+                    self._engine = self._engine_factory()
+                engine = self._engine
+        return engine
+
+    def _complete_any(self, handle: int, overlapped: Any, error: int, nbytes: int) -> None:
+        # For the LayeredProvider base class: completes against any handle the
+        # layer exposes, IFS or not (the host plays the OS's part for IFS ones).
+        self._complete(handle, overlapped, error, nbytes)

@@ -26,13 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from ._catalog import Catalog
-from ._chain import NextLayer, compile_levels
+from ._chain import Dispatch, NextLayer, compile_levels
 from ._config import Config, load_config
 from ._constants import FROM_PROTOCOL_INFO, XP1, WSAFlag
 from ._discovery import PLUGINS_ENV, Discovery, discover
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._handles import HandleTable, Upcalls
+from ._overlapped import CompletionPort, Overlapped, finish
 from ._protocol import ProtocolInfo, provider_uuid
+from ._redirect import Redirector
 from ._socket import Socket, SocketCore
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
 from ._spi import REQUIRED_OPERATIONS, LayeredProvider, ServiceProvider
@@ -154,7 +156,10 @@ class Host:
         self.catalog = Catalog()
         self.catalog.add_listener(self._catalog_changed)
         self._table = HandleTable(self.catalog.__contains__)
-        self.upcalls = Upcalls(self._table)
+        #: handle -> (completion port, key), set by CompletionPort.associate().
+        self._ports: dict[int, tuple[CompletionPort, int]] = {}
+        self._redirector: Redirector | None = None
+        self.upcalls = Upcalls(self._table, complete=self._complete)
         self._bases: dict[str, ServiceProvider] = {}
         self._layers: dict[uuid.UUID, LayeredProvider] = {}
         self._started: dict[int, ServiceProvider] = {}
@@ -202,6 +207,20 @@ class Host:
         self.cleanup()
 
     def _shutdown(self) -> None:
+        # SPI rule A8: pending overlapped operations fail with
+        # WSA_OPERATION_ABORTED first; only then do the sockets close (closing a
+        # peer first would turn a pending receive into end of stream).
+        engine = self.upcalls._engine
+        if engine is not None:
+            self.upcalls._engine = None
+            engine.close()
+        for provider in list(self._started.values()):
+            cancel = getattr(provider, "cancel_io", None)
+            if callable(cancel):
+                try:
+                    cancel()
+                except Exception:  # contained: the sockets still close
+                    pass
         for sock in list(self._sockets):
             try:
                 sock.close()
@@ -217,8 +236,16 @@ class Host:
         self._started.clear()
         self._failed.clear()
         self._levels.clear()
+        if self._redirector is not None:
+            self._redirector.close()
+            self._redirector = None
+        engine = self.upcalls._engine
+        if engine is not None:  # made again while the sockets closed
+            self.upcalls._engine = None
+            engine.close()
         for handle in self._table.handles():
             self._table.discard(handle)
+        self._ports.clear()
 
     def _check_started(self) -> None:
         if self._refs <= 0:
@@ -574,6 +601,25 @@ class Host:
         self._table.close(handle)
         if core.top.level.ifs:
             os.close(handle)
+
+    def _redirect(self, top: Dispatch) -> None:
+        record = self._table.get(top.handle)
+        if record is None or record.peer is None:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {top.handle} is not a minted handle")
+        with self._lock:
+            if self._redirector is None:
+                self._redirector = Redirector()
+        self._redirector.add(top, record.peer)
+
+    def _unredirect(self, top: Dispatch) -> None:
+        record = self._table.get(top.handle)
+        if self._redirector is not None and record is not None and record.peer is not None:
+            self._redirector.remove(record.peer.fileno())
+
+    def _complete(self, handle: int, ov: Overlapped, error: int, nbytes: int) -> None:
+        """Route a completion: the event, the APC queue, or the port associated
+        with ``handle`` (``finish`` decides which, as Winsock does)."""
+        finish(ov, error, nbytes, self._ports.get(handle))
 
     def sockets(self) -> list[Socket]:
         """The sockets open on this host."""

@@ -38,6 +38,34 @@ entries are non-IFS.
   :meth:`MemoryNetwork.down` (WSAENETDOWN) and at their timeout
   (WSAETIMEDOUT; WSAEWOULDBLOCK when non-blocking).  The provider starts no
   thread.
+* **Queues.**  A receive or accept that cannot finish at once waits in its
+  socket's receive queue, a stream send that does not fit in its socket's send
+  queue; a blocked synchronous call waits there exactly like an overlapped
+  operation, so neither kind ever overtakes the other.  Whoever makes room or
+  data (a peer's send, recv or close, a connect, SO_RCVBUF) serves the queues
+  in order, under the lock: data goes to the head receive, pending sends move
+  into the room a receive made.  So a stream is never reordered, duplicated
+  or lost, however many operations are in flight.
+* **Overlapped operations** (``send_overlapped`` ... ``ioctl_overlapped``)
+  start and return None; each finishes exactly once through
+  ``upcalls.complete_overlapped_request``, at once when it can, otherwise in
+  the thread whose action makes it possible.  They ignore the socket's
+  timeout.  A stream send finishes with its full count once all its bytes are
+  queued at the peer.  End of file finishes receives with 0 bytes (``b""``), a
+  reset with WSAECONNRESET, :meth:`MemoryNetwork.down` everything with
+  WSAENETDOWN, ``shutdown`` the affected direction with WSAESHUTDOWN, and
+  ``close_socket`` and ``cleanup`` everything with WSA_OPERATION_ABORTED (995)
+  before the handle is released.  Bad arguments raise instead (nothing
+  completes then).
+* **Delivery.**  Completions are queued under the lock and delivered after it
+  is released, in the order the operations finished, by one thread at a time
+  (usually the one that finished them; others leave theirs to it).  A
+  completion callback may call the provider again, even block in it (it hands
+  delivery over while it sleeps) or close the socket; what it starts is
+  delivered after it returns, so callbacks never nest.  A callback must not
+  wait for another thread's completion, which it would hold back.  A
+  completion that raises is reported to :data:`sys.unraisablehook`, never to
+  the caller whose action triggered it.
 * **Network down.**  While the network is down every operation except
   ``close_socket`` fails with WSAENETDOWN; sockets and connections survive and
   work again after :meth:`MemoryNetwork.up`.
@@ -58,7 +86,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ._constants import (
     AF_INET,
@@ -76,9 +104,12 @@ from ._constants import (
     XP1,
     IoctlCode,
 )
-from ._errors import WSAError, WSAErrorCode, raise_wsa, wsa_error
+from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, report_unraisable, wsa_error
 from ._protocol import ProtocolInfo
 from ._spi import ServiceProvider, format_address, resolve_triplet
+
+if TYPE_CHECKING:
+    from ._handles import Upcalls
 
 __all__ = ["MemoryNetwork", "MemoryProvider", "MemorySocket"]
 
@@ -97,9 +128,10 @@ _LOOPBACK: Final = {int(AF_INET): "127.0.0.1", int(AF_INET6): "::1"}
 _BROADCAST: Final = "255.255.255.255"
 _FAMILY_NAMES: Final = {int(AF_INET): "AF_INET", int(AF_INET6): "AF_INET6"}
 
-_MSG_PEEK: Final = _socket.MSG_PEEK
-_MSG_WAITALL: Final = _socket.MSG_WAITALL
-_MSG_DONTROUTE: Final = _socket.MSG_DONTROUTE
+# Plain ints: the socket module's are IntFlag members, slow to combine.
+_MSG_PEEK: Final = int(_socket.MSG_PEEK)
+_MSG_WAITALL: Final = int(_socket.MSG_WAITALL)
+_MSG_DONTROUTE: Final = int(_socket.MSG_DONTROUTE)
 _STREAM_RECV_FLAGS: Final = _MSG_PEEK | _MSG_WAITALL
 _DGRAM_RECV_FLAGS: Final = _MSG_PEEK
 _SEND_FLAGS: Final = _MSG_DONTROUTE
@@ -126,6 +158,66 @@ _TCP_FLAGS: Final = (
 _UDP_FLAGS: Final = (
     XP1.CONNECTIONLESS | XP1.MESSAGE_ORIENTED | XP1.SUPPORT_BROADCAST | XP1.SUPPORT_MULTIPOINT
 )
+
+
+# Kinds of _Op, and what ``result`` holds for each.
+_RECV: Final = 0  # the bytes received
+_RECVFROM: Final = 1  # the bytes received (``address``: the sender)
+_SEND: Final = 2  # nothing (``data``: the payload; ``count``: bytes queued so far)
+_ACCEPT: Final = 3  # the connection (``address``: the peer's)
+_OTHER: Final = 4  # done at once (connect, ioctl, datagram sends): ``ov.data``
+
+
+class _Op:
+    """One operation on a socket: an overlapped one (``ov`` set) or a blocked
+    synchronous call (``ov`` None: its thread sleeps until ``done``).
+
+    ``count`` is the number of bytes moved so far, the ``nbytes`` reported;
+    ``parts`` collects what an MSG_WAITALL receive got so far; ``conn`` is the
+    connection an overlapped accept gets once its handle is made.
+    """
+
+    __slots__ = (
+        "address",
+        "conn",
+        "count",
+        "data",
+        "done",
+        "error",
+        "flags",
+        "kind",
+        "ov",
+        "parts",
+        "result",
+        "s",
+        "size",
+    )
+
+    def __init__(self, s: MemorySocket, ov: Any, kind: int, size: int = 0, flags: int = 0) -> None:
+        self.s = s
+        self.ov = ov
+        self.kind = kind
+        self.size = size
+        self.flags = flags
+        self.count = 0
+        self.data: bytes | memoryview | None = None
+        self.parts: list[bytes] | None = None
+        self.result: Any = None
+        self.address: Any = None
+        self.conn: MemorySocket | None = None
+        self.error = 0
+        self.done = False
+
+
+def _received(op: _Op, data: bytes) -> None:
+    """Set a receive's result: what ``parts`` holds, then ``data``."""
+    parts = op.parts
+    if parts:
+        parts.append(data)
+        data = b"".join(parts)
+        op.parts = None
+    op.result = data
+    op.count = len(data)
 
 
 class MemorySocket:
@@ -162,12 +254,15 @@ class MemorySocket:
         "recv_shut",
         "reuse",
         "rlen",
+        "rq",
         "send_shut",
         "sndbuf",
+        "sq",
         "state",
         "stream",
         "timeout",
         "type",
+        "undelivered",
     )
 
     def __init__(
@@ -219,6 +314,14 @@ class MemorySocket:
         self.eof = False
         self.send_shut = False
         self.recv_shut = False
+        #: Receives (accepts on a listener) waiting their turn, oldest first.
+        #: Never waiting while data (a connection) is queued: it goes to them.
+        self.rq: deque[_Op] = deque()
+        #: Stream sends waiting for room at the peer, oldest first.  Never
+        #: waiting while the peer has room: it is filled from them.
+        self.sq: deque[_Op] = deque()
+        #: Completions of this socket finished but not yet delivered.
+        self.undelivered = 0
 
     def __repr__(self) -> str:
         kind = "stream" if self.stream else "datagram"
@@ -235,10 +338,23 @@ class MemoryNetwork:
     """One virtual network: its ports, its sockets, its lock, up or down.
 
     :meth:`down` makes every operation on it fail with WSAENETDOWN (blocked
-    calls wake and fail) until :meth:`up`.
+    calls wake and fail, pending overlapped operations complete with it) until
+    :meth:`up`.
     """
 
-    __slots__ = ("_cond", "_lock", "_next_port", "_ports", "_sockets", "_waiting", "is_up")
+    __slots__ = (
+        "_cond",
+        "_done",
+        "_drainer",
+        "_lock",
+        "_next_port",
+        "_ports",
+        "_sockets",
+        "_tls",
+        "_upcalls",
+        "_waiting",
+        "is_up",
+    )
 
     #: The ephemeral port range (IANA's, Windows' default).
     EPHEMERAL_FIRST: ClassVar[int] = 49152
@@ -253,12 +369,24 @@ class MemoryNetwork:
         self._next_port = self.EPHEMERAL_FIRST
         self._ports: dict[tuple[int, int], dict[int, list[MemorySocket]]] = {}
         self._sockets: dict[MemorySocket, None] = {}
+        #: Finished overlapped operations waiting for delivery, in order.
+        self._done: deque[_Op] = deque()
+        #: The thread delivering them (0: none), see _drain().
+        self._drainer = 0
+        #: Per thread: the sockets whose completions it is delivering.
+        self._tls = threading.local()
+        #: The provider's upcalls (set at startup): completions and handles.
+        self._upcalls: Upcalls | None = None
 
     def down(self) -> None:
-        """Take the network down: every call fails with WSAENETDOWN until :meth:`up`."""
+        """Take the network down: every call fails with WSAENETDOWN until :meth:`up`,
+        and every pending overlapped operation completes with WSAENETDOWN."""
         with self._lock:
             self.is_up = False
+            for s in self._sockets:
+                self._abort(s, _E.WSAENETDOWN)
             self._cond.notify_all()
+        self._drain()
 
     def up(self) -> None:
         """Bring the network back up; sockets and connections are as they were."""
@@ -280,11 +408,312 @@ class MemoryNetwork:
         if self._waiting:
             self._cond.notify_all()
 
+    def _sleep(self, timeout: float | None) -> None:
+        """Wait for a change, at most ``timeout`` seconds (lock held).
+
+        Completions still queued are delivered first, and the caller returns
+        to look again instead of sleeping.  A thread that sleeps inside a
+        completion callback hands the delivery of completions over meanwhile.
+        """
+        me = threading.get_ident()
+        if self._done and self._drainer in (0, me):
+            self._lock.release()
+            try:
+                self._drain(force=True)
+            finally:
+                self._lock.acquire()
+            return
+        if self._drainer == me:
+            self._drainer = 0
+        self._waiting += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._waiting -= 1
+
     def _reset_state(self) -> None:
         self._next_port = self.EPHEMERAL_FIRST
         self._ports.clear()
         self._sockets.clear()
         self.is_up = True
+
+    # -- operations (lock held) -------------------------------------------------
+    def _finish(self, op: _Op, error: int = 0) -> None:
+        """Finish ``op``, already out of its queue, with ``error`` and ``op.count``
+        bytes: wake its thread, or set its overlapped's results and queue its
+        completion for :meth:`_drain`."""
+        op.error = int(error)
+        ov = op.ov
+        if ov is None:
+            op.done = True
+            if self._waiting:
+                self._cond.notify_all()
+            return
+        kind = op.kind
+        if kind not in (_SEND, _ACCEPT):
+            ov.data = op.result
+        if kind in (_RECVFROM, _ACCEPT):
+            ov.address = op.address
+        self._done.append(op)
+        op.s.undelivered += 1
+
+    def _abort(self, s: MemorySocket, error: int, sync_error: int | None = None) -> None:
+        """Finish every operation queued on ``s`` with ``error`` (blocked calls
+        with ``sync_error``, if given): what moved already is reported."""
+        self._abort_queue(s.rq, error, sync_error)
+        self._abort_queue(s.sq, error, sync_error)
+
+    def _abort_queue(self, queue: deque[_Op], error: int, sync_error: int | None = None) -> None:
+        while queue:
+            op = queue.popleft()
+            if op.kind <= _RECVFROM:
+                _received(op, b"")
+            op.data = None
+            self._finish(op, error if sync_error is None or op.ov is not None else sync_error)
+
+    def _serve_stream(self, r: MemorySocket) -> None:
+        """Serve ``r``'s queued receives, in order, from its stream queue."""
+        rq = r.rq
+        while rq:
+            op = rq[0]
+            size = op.size
+            if size and r.rlen:
+                if op.flags & _MSG_PEEK:
+                    data = _peek(r, size)
+                else:
+                    data = _take(r, size - op.count)
+                    if op.flags & _MSG_WAITALL and op.count + len(data) < size:
+                        if op.parts is None:
+                            op.parts = []
+                        op.parts.append(data)
+                        op.count += len(data)
+                        continue
+            elif size and not r.eof:
+                return
+            else:
+                data = b""
+            rq.popleft()
+            _received(op, data)
+            self._finish(op)
+
+    def _pump(self, w: MemorySocket, r: MemorySocket) -> bool:
+        """Move ``w``'s queued sends into ``r``'s stream queue while it has
+        room, finishing each send once all of it is in; True if bytes moved."""
+        sq = w.sq
+        moved = False
+        while sq:
+            op = sq[0]
+            if r.state != _CONNECTED or r.recv_shut:
+                # The other end cannot receive any more: its stack answers the
+                # data with a reset, after the send itself succeeded.
+                sq.popleft()
+                op.count = op.size
+                op.data = None
+                self._finish(op)
+                _reset(r)
+                _reset(w)
+                return False
+            start = op.count
+            left = op.size - start
+            if left:
+                room = r.rcvbuf - r.rlen
+                if room <= 0:
+                    return moved
+                data = op.data
+                assert data is not None
+                n = left if left <= room else room
+                chunk = data if n == op.size else data[start : start + n]
+                r.chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+                r.rlen += n
+                op.count = start + n
+                moved = True
+                if n < left:
+                    return moved
+            sq.popleft()
+            op.data = None
+            self._finish(op)
+        return moved
+
+    def _move(self, w: MemorySocket, r: MemorySocket) -> None:
+        """Let the stream from ``w`` to ``r`` flow: serve ``r``'s receives and
+        move ``w``'s queued sends in, until neither can go on."""
+        while True:
+            if r.rq:
+                self._serve_stream(r)
+            if not w.sq or not self._pump(w, r):
+                break
+        self._wake()  # select() waits for data and room too
+
+    def _flow_in(self, r: MemorySocket) -> None:
+        """After data, room or end of file at ``r`` (a connected stream socket)."""
+        w = r.peer
+        if w is not None:
+            self._move(w, r)
+        elif r.rq:
+            self._serve_stream(r)
+
+    def _serve_dgrams(self, r: MemorySocket) -> None:
+        """Serve ``r``'s queued receives, in order, one datagram each."""
+        rq = r.rq
+        dgrams = r.dgrams
+        while rq and dgrams:
+            op = rq.popleft()
+            if op.flags & _MSG_PEEK:
+                data, op.address = dgrams[0]
+            else:
+                data, op.address = dgrams.popleft()
+                r.qlen -= len(data)
+            _received(op, data[: op.size] if len(data) > op.size else data)
+            self._finish(op)
+
+    def _serve_accepts(self, s: MemorySocket) -> None:
+        """Give ``s``'s queued connections to its queued accepts, in order."""
+        rq = s.rq
+        pending = s.pending
+        while rq and pending:
+            op = rq.popleft()
+            conn = pending.popleft()
+            assert conn.peer_addr is not None
+            op.address = _public(conn.family, conn.peer_addr)
+            if op.ov is None:
+                op.result = conn
+            else:
+                op.conn = conn  # its handle is made outside the lock, in _deliver()
+            self._finish(op)
+
+    def _withdraw(self, op: _Op) -> None:
+        """Take a blocked call that gave up out of its queue; the operations
+        behind it may go on now."""
+        s = op.s
+        kind = op.kind
+        queue = s.sq if kind == _SEND else s.rq
+        try:
+            queue.remove(op)
+        except ValueError:
+            return
+        if kind == _ACCEPT:
+            self._serve_accepts(s)
+        elif not s.stream:
+            self._serve_dgrams(s)
+        elif s.state == _CONNECTED:
+            if kind == _SEND:
+                assert s.peer is not None
+                self._move(s, s.peer)
+            else:
+                self._flow_in(s)
+
+    # -- delivery (lock not held) -----------------------------------------------
+    def _drain(self, force: bool = False) -> None:
+        """Deliver the queued completions, in order, outside the lock.
+
+        One thread delivers at a time; the others leave theirs to it.  Called
+        again from a completion callback, it returns at once (the delivery
+        under way goes on after the callback) unless ``force``: what a callback
+        starts never nests another callback, except where it must (the
+        callback closes a socket, or is about to sleep).
+        """
+        me = threading.get_ident()
+        lock = self._lock
+        done = self._done
+        nested: bool | None = None  # known once we may deliver
+        s: MemorySocket | None = None  # whose completion was just delivered
+        stack: list[MemorySocket] | None = None
+        try:
+            while True:
+                with lock:
+                    if s is not None:
+                        s.undelivered -= 1
+                        s = None
+                        if self._waiting:
+                            self._cond.notify_all()
+                    owner = self._drainer
+                    if nested is None:
+                        if owner == me:
+                            if not force:
+                                return
+                            nested = True
+                        elif owner:
+                            return
+                        else:
+                            nested = False
+                    elif owner != me and owner:  # taken over while a callback slept
+                        return
+                    if not done:
+                        if not nested:
+                            self._drainer = 0
+                        return
+                    self._drainer = me
+                    op = done.popleft()
+                    s = op.s
+                if stack is None:
+                    stack = self._delivering()
+                stack.append(s)
+                try:
+                    self._deliver(op)
+                finally:
+                    stack.pop()
+        except BaseException:
+            with lock:
+                if s is not None:
+                    s.undelivered -= 1
+                    self._cond.notify_all()
+                if nested is False and self._drainer == me:
+                    self._drainer = 0
+            raise
+
+    def _delivering(self) -> list[MemorySocket]:
+        """The sockets whose completions the calling thread is delivering."""
+        tls = self._tls
+        try:
+            stack: list[MemorySocket] = tls.stack
+        except AttributeError:
+            stack = tls.stack = []
+        return stack
+
+    def _deliver(self, op: _Op) -> None:
+        """``complete_overlapped_request`` for one finished operation."""
+        upcalls = self._upcalls
+        assert upcalls is not None
+        s = op.s
+        ov = op.ov
+        if op.conn is not None:
+            self._adopt(op, upcalls)
+        try:
+            upcalls.complete_overlapped_request(s.handle, ov, op.error, op.count)
+        except Exception as exc:
+            report_unraisable(exc, f"Exception completing {ov!r} on memory socket {s.handle}", s)
+
+    def _adopt(self, op: _Op, upcalls: Upcalls) -> None:
+        """Give an overlapped accept's connection its handle, as accept() does;
+        if that fails, the accept fails with its error and the connection resets."""
+        conn = op.conn
+        assert conn is not None
+        op.conn = None
+        try:
+            conn.handle = upcalls.create_socket_handle(op.s.protocol_info.catalog_entry_id, conn)
+        except Exception as exc:
+            op.error = contain(exc, "accept").wsa_code
+            op.ov.address = None
+            with self._lock:
+                if conn.peer is not None:
+                    _reset(conn.peer)
+                old, conn.state = conn.state, _CLOSED
+                _teardown(conn, old)
+                self._cond.notify_all()
+            return
+        with self._lock:
+            self._sockets[conn] = None
+        op.ov.data = conn
+
+    def _settle(self, s: MemorySocket) -> None:
+        """Wait until every completion of ``s`` (closed: no more come) has been
+        delivered, delivering them if no other thread does; a completion of ``s``
+        this thread is delivering (it called close) does not count."""
+        self._drain(force=True)
+        own = self._delivering().count(s)
+        with self._lock:
+            while s.undelivered > own:
+                self._sleep(None)
 
     def _ephemeral(self, key: tuple[int, int]) -> int:
         table = self._ports.get(key, {})
@@ -494,12 +923,78 @@ def _clear_stream(s: MemorySocket) -> None:
 
 
 def _reset(s: MemorySocket) -> None:
-    """Mark ``s``'s connection as reset: queued data is lost."""
+    """Mark ``s``'s connection as reset: queued data is lost, queued
+    operations fail with WSAECONNRESET (lock held)."""
     if s.state == _CONNECTED:
         s.state = _RESET
         s.error = int(_E.WSAECONNRESET)
         s.peer = None
         _clear_stream(s)
+        if s.rq or s.sq:
+            s.network._abort(s, _E.WSAECONNRESET)
+
+
+def _teardown(s: MemorySocket, old: int) -> None:
+    """Free the state of ``s``, closed in state ``old``, and tell its peer (lock held)."""
+    net = s.network
+    net._sockets.pop(s, None)
+    net._unregister(s)
+    if old == _LISTENING:
+        for pending in s.pending:
+            if pending.peer is not None:
+                _reset(pending.peer)
+            pending.state = _CLOSED
+            net._unregister(pending)
+        s.pending.clear()
+    elif old == _CONNECTED:
+        peer = s.peer
+        if peer is not None and peer.state == _CONNECTED:
+            if s.rlen:
+                _reset(peer)
+            else:
+                peer.eof = True
+                if peer.rq:
+                    net._serve_stream(peer)
+    s.peer = None
+    _clear_stream(s)
+    s.dgrams.clear()
+    s.qlen = 0
+
+
+def _stream_error(s: MemorySocket, sending: bool) -> int:
+    """Why a stream send (``sending``) or receive cannot start on ``s`` (0: it can)."""
+    if s.state != _CONNECTED:
+        return _E.WSAECONNRESET if s.state == _RESET else _E.WSAENOTCONN
+    if s.send_shut if sending else s.recv_shut:
+        return _E.WSAESHUTDOWN
+    return 0
+
+
+def _failure(error: int, what: str, s: MemorySocket) -> str:
+    """The message of a blocked call that failed with ``error``."""
+    if error == _E.WSAEINTR:
+        return f"{what} interrupted: socket {s.handle} was closed"
+    if error == _E.WSAENETDOWN:
+        return f"{what} failed: the memory network is down"
+    if error == _E.WSAECONNRESET:
+        return f"{what} on a connection that was reset"
+    if error == _E.WSAENOTCONN:
+        return f"{what} on a socket that is not connected"
+    if error == _E.WSAESHUTDOWN:
+        return f"{what} after shutdown({'SD_SEND' if what == 'send' else 'SD_RECEIVE'})"
+    return f"{what} failed"
+
+
+def _outcome(op: _Op) -> Any:
+    """What the blocked call of ``op`` returns."""
+    kind = op.kind
+    if kind == _SEND:
+        return op.count
+    if kind == _ACCEPT:
+        return op.result
+    if op.result is None:  # gave up: what MSG_WAITALL collected
+        _received(op, b"")
+    return op.result if kind == _RECV else (op.result, op.address)
 
 
 class MemoryProvider(ServiceProvider):
@@ -572,22 +1067,44 @@ class MemoryProvider(ServiceProvider):
 
     # -- lifetime ---------------------------------------------------------------
     def cleanup(self) -> None:
-        """Close every socket still open (freeing its handle) and reset the network.
+        """Abort every pending operation (WSA_OPERATION_ABORTED), close every
+        socket still open (freeing its handle) and reset the network.
 
         Afterwards the provider can be started again like a new one: ports
         count from 49152 again and the network is up.
         """
         net = self.network
-        for s in net.sockets():
-            try:
-                self.close_socket(s)
-            except WSAError:
-                # Closed meanwhile by another thread, or the host already
-                # dropped the handle: the state is freed either way.
-                pass
+        # Every pending operation is aborted first (not finished by the end of
+        # file or reset that closing its peer would give).
+        self.cancel_io()
+        tried: set[MemorySocket] = set()
+        while left := [s for s in net.sockets() if s not in tried]:
+            for s in left:
+                tried.add(s)
+                try:
+                    self.close_socket(s)
+                except WSAError:
+                    # Closed meanwhile by another thread, or the host already
+                    # dropped the handle: the state is freed either way.
+                    pass
         with net._lock:
             net._reset_state()
         super().cleanup()
+
+    def cancel_io(self) -> None:
+        """Complete every pending overlapped operation with WSA_OPERATION_ABORTED
+        (and interrupt blocked calls); the host calls it first at its last cleanup."""
+        net = self.network
+        with net._lock:
+            for s in net._sockets:
+                net._abort(s, _E.WSA_OPERATION_ABORTED, _E.WSAEINTR)
+            net._cond.notify_all()
+        net._drain()
+
+    def startup(self, upcalls: Upcalls) -> None:
+        """``WSPStartup``: keep the upcalls (the network completes through them)."""
+        super().startup(upcalls)
+        self.network._upcalls = upcalls
 
     # -- helpers (lock held) ----------------------------------------------------
     def _check(self, s: Any) -> None:
@@ -607,11 +1124,7 @@ class MemoryProvider(ServiceProvider):
         """
         net = self.network
         if timeout is None:
-            net._waiting += 1
-            try:
-                net._cond.wait()
-            finally:
-                net._waiting -= 1
+            net._sleep(None)
         else:
             if timeout == 0.0:
                 raise_wsa(_E.WSAEWOULDBLOCK, f"{what} would block on a non-blocking socket")
@@ -621,16 +1134,44 @@ class MemoryProvider(ServiceProvider):
             remaining = deadline - now
             if remaining <= 0.0:
                 raise_wsa(_E.WSAETIMEDOUT, f"{what} timed out after {timeout!r} s")
-            net._waiting += 1
-            try:
-                net._cond.wait(remaining)
-            finally:
-                net._waiting -= 1
+            net._sleep(remaining)
         if s.state == _CLOSED:
             raise_wsa(_E.WSAEINTR, f"{what} interrupted: socket {s.handle} was closed")
         if not net.is_up:
             raise_wsa(_E.WSAENETDOWN, f"{what} failed: the memory network is down")
         return deadline
+
+    def _await(self, s: MemorySocket, op: _Op, what: str) -> Any:
+        """Wait until the blocked call's ``op`` (queued on ``s``) is done, within
+        the socket's timeout; its outcome.  A call that gives up or fails after
+        moving bytes returns what it moved (a partial count, the bytes got)."""
+        timeout = s.timeout
+        deadline = 0.0
+        try:
+            while not op.done:
+                deadline = self._block(s, timeout, deadline, what)
+        except WSAError:
+            if not op.done:
+                self.network._withdraw(op)
+                if op.count:
+                    return _outcome(op)
+                raise
+        except BaseException:
+            if not op.done:
+                self.network._withdraw(op)
+            raise
+        if op.error and not op.count:
+            raise_wsa(op.error, _failure(op.error, what, s))
+        return _outcome(op)
+
+    def _op(self, s: Any, ov: Any, kind: int, size: int = 0, flags: int = 0) -> _Op:
+        """A new overlapped operation on ``s`` (lock held); WSAENOTSOCK unless
+        ``s`` is an open socket of this network (nothing completes then)."""
+        if type(s) is not MemorySocket or s.network is not self.network:
+            raise_wsa(_E.WSAENOTSOCK, f"{s!r} is not a socket of this memory provider")
+        if s.state == _CLOSED:
+            raise_wsa(_E.WSAENOTSOCK, f"socket {s.handle} is closed")
+        return _Op(s, ov, kind, size, flags)
 
     def _autobind(self, s: MemorySocket, ip: str) -> tuple[str, int]:
         net = self.network
@@ -671,12 +1212,15 @@ class MemoryProvider(ServiceProvider):
         return s
 
     def close_socket(self, s: MemorySocket) -> None:
-        """``WSPCloseSocket``: release the handle, then tear the socket down.
+        """``WSPCloseSocket``: abort, release the handle, then tear the socket down.
 
-        A connection closed with unread data is reset (the peer gets
-        WSAECONNRESET); otherwise the peer gets end of file.  Pending
-        connections of a listener are reset.  Blocked calls on ``s`` fail with
-        WSAEINTR.  Works while the network is down.
+        Every pending overlapped operation of ``s`` completes with
+        WSA_OPERATION_ABORTED, and is delivered, before the handle is
+        released; nothing completes for ``s`` afterwards.  Blocked calls on
+        ``s`` fail with WSAEINTR.  A connection closed with unread data is
+        reset (the peer gets WSAECONNRESET); otherwise the peer gets end of
+        file.  Pending connections of a listener are reset.  Works while the
+        network is down.
         """
         net = self.network
         with net._lock:
@@ -686,35 +1230,18 @@ class MemoryProvider(ServiceProvider):
                 raise_wsa(_E.WSAENOTSOCK, f"socket {s.handle} is already closed")
             old = s.state
             s.state = _CLOSED
+            net._abort(s, _E.WSA_OPERATION_ABORTED, _E.WSAEINTR)
+            net._wake()
         try:
+            if s.undelivered:
+                net._settle(s)
             self.upcalls.close_socket_handle(s.handle)
         finally:
             with net._lock:
-                self._teardown(s, old)
+                _teardown(s, old)
                 net._cond.notify_all()
-
-    def _teardown(self, s: MemorySocket, old: int) -> None:
-        net = self.network
-        net._sockets.pop(s, None)
-        net._unregister(s)
-        if old == _LISTENING:
-            for pending in s.pending:
-                if pending.peer is not None:
-                    _reset(pending.peer)
-                pending.state = _CLOSED
-                net._unregister(pending)
-            s.pending.clear()
-        elif old == _CONNECTED:
-            peer = s.peer
-            if peer is not None and peer.state == _CONNECTED:
-                if s.rlen:
-                    _reset(peer)
-                else:
-                    peer.eof = True
-        s.peer = None
-        _clear_stream(s)
-        s.dgrams.clear()
-        s.qlen = 0
+            if net._done:
+                net._drain()
 
     # -- addresses and connections ----------------------------------------------
     def bind(self, s: MemorySocket, address: Any) -> None:
@@ -777,17 +1304,22 @@ class MemoryProvider(ServiceProvider):
         Python's accepted sockets do).
         """
         net = self.network
-        with net._lock:
-            self._check(s)
-            if not s.stream:
-                raise_wsa(_E.WSAEOPNOTSUPP, "accept on a datagram socket")
-            if s.state != _LISTENING:
-                raise_wsa(_E.WSAEINVAL, "accept on a socket that is not listening")
-            timeout = s.timeout
-            deadline = 0.0
-            while not s.pending:
-                deadline = self._block(s, timeout, deadline, "accept")
-            conn = s.pending.popleft()
+        try:
+            with net._lock:
+                self._check(s)
+                if not s.stream:
+                    raise_wsa(_E.WSAEOPNOTSUPP, "accept on a datagram socket")
+                if s.state != _LISTENING:
+                    raise_wsa(_E.WSAEINVAL, "accept on a socket that is not listening")
+                if s.pending:  # never while accepts wait: they got it
+                    conn = s.pending.popleft()
+                else:
+                    op = _Op(s, None, _ACCEPT)
+                    s.rq.append(op)
+                    conn = self._await(s, op, "accept")
+        finally:
+            if net._done:
+                net._drain()
         try:
             conn.handle = self.upcalls.create_socket_handle(s.protocol_info.catalog_entry_id, conn)
         except BaseException:
@@ -795,8 +1327,10 @@ class MemoryProvider(ServiceProvider):
                 if conn.peer is not None:
                     _reset(conn.peer)
                 old, conn.state = conn.state, _CLOSED
-                self._teardown(conn, old)
+                _teardown(conn, old)
                 net._cond.notify_all()
+            if net._done:
+                net._drain()
             raise
         with net._lock:
             net._sockets[conn] = None
@@ -812,65 +1346,77 @@ class MemoryProvider(ServiceProvider):
         ``("0.0.0.0", 0)``/``("::", 0)`` dissolves the association.
         """
         ip, port = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
+        net = self.network
+        try:
+            with net._lock:
+                self._check(s)
+                self._connect(s, ip, port, address)
+        finally:
+            if net._done:
+                net._drain()
+
+    def _connect(self, s: MemorySocket, ip: str, port: int, address: Any) -> None:
+        """:meth:`connect` (lock held, ``s`` checked); a queued accept takes the
+        connection at once."""
         wild = _ANY[s.family]
         net = self.network
-        with net._lock:
-            self._check(s)
-            if not s.stream:
-                if ip == wild and port == 0:
-                    s.peer_addr = None
-                    return
-                if ip == wild or port == 0:
-                    raise_wsa(_E.WSAEADDRNOTAVAIL, f"cannot connect to {address!r}")
-                if s.local is None:
-                    self._autobind(s, wild)
-                assert s.local is not None
-                if s.local[0] == wild:
-                    s.local = (_LOOPBACK[s.family] if ip == _BROADCAST else ip, s.local[1])
-                s.peer_addr = (ip, port)
+        if not s.stream:
+            if ip == wild and port == 0:
+                s.peer_addr = None
                 return
-            if s.state != _NEW:
-                what = "listening" if s.state == _LISTENING else "already connected"
-                raise_wsa(_E.WSAEINVAL, f"connect to {address!r} on a socket that is {what}")
-            if ip in (wild, _BROADCAST) or port == 0:
+            if ip == wild or port == 0:
                 raise_wsa(_E.WSAEADDRNOTAVAIL, f"cannot connect to {address!r}")
             if s.local is None:
-                self._autobind(s, ip)
+                self._autobind(s, wild)
             assert s.local is not None
             if s.local[0] == wild:
-                s.local = (ip, s.local[1])
-            listener = None
-            for other in net._ports.get(s.key, {}).get(port, ()):
-                if other.state == _LISTENING and other.local is not None:
-                    if other.local[0] == ip:
-                        listener = other
-                        break
-                    if other.local[0] == wild and listener is None:
-                        listener = other
-            if listener is None:
-                raise_wsa(_E.WSAECONNREFUSED, f"nobody listens at {address!r}")
-            if len(listener.pending) >= listener.backlog:
-                raise_wsa(
-                    _E.WSAECONNREFUSED,
-                    f"the backlog of {listener.backlog} at {address!r} is full",
-                )
-            server = MemorySocket(
-                net, listener.protocol_info, s.family, s.type, s.protocol, listener.rcvbuf
-            )
-            server.sndbuf = listener.sndbuf
-            server.reuse = listener.reuse
-            server.keepalive = listener.keepalive
-            server.nodelay = listener.nodelay
-            server.local = (ip, port)
-            server.state = _CONNECTED
-            server.peer = s
-            server.peer_addr = s.local
-            net._register(server)
-            s.state = _CONNECTED
-            s.peer = server
+                s.local = (_LOOPBACK[s.family] if ip == _BROADCAST else ip, s.local[1])
             s.peer_addr = (ip, port)
-            listener.pending.append(server)
-            net._wake()
+            return
+        if s.state != _NEW:
+            what = "listening" if s.state == _LISTENING else "already connected"
+            raise_wsa(_E.WSAEINVAL, f"connect to {address!r} on a socket that is {what}")
+        if ip in (wild, _BROADCAST) or port == 0:
+            raise_wsa(_E.WSAEADDRNOTAVAIL, f"cannot connect to {address!r}")
+        if s.local is None:
+            self._autobind(s, ip)
+        assert s.local is not None
+        if s.local[0] == wild:
+            s.local = (ip, s.local[1])
+        listener = None
+        for other in net._ports.get(s.key, {}).get(port, ()):
+            if other.state == _LISTENING and other.local is not None:
+                if other.local[0] == ip:
+                    listener = other
+                    break
+                if other.local[0] == wild and listener is None:
+                    listener = other
+        if listener is None:
+            raise_wsa(_E.WSAECONNREFUSED, f"nobody listens at {address!r}")
+        if len(listener.pending) >= listener.backlog:
+            raise_wsa(
+                _E.WSAECONNREFUSED,
+                f"the backlog of {listener.backlog} at {address!r} is full",
+            )
+        server = MemorySocket(
+            net, listener.protocol_info, s.family, s.type, s.protocol, listener.rcvbuf
+        )
+        server.sndbuf = listener.sndbuf
+        server.reuse = listener.reuse
+        server.keepalive = listener.keepalive
+        server.nodelay = listener.nodelay
+        server.local = (ip, port)
+        server.state = _CONNECTED
+        server.peer = s
+        server.peer_addr = s.local
+        net._register(server)
+        s.state = _CONNECTED
+        s.peer = server
+        s.peer_addr = (ip, port)
+        listener.pending.append(server)
+        if listener.rq:
+            net._serve_accepts(listener)
+        net._wake()
 
     def shutdown(self, s: MemorySocket, how: int) -> None:
         """``WSPShutdown``: SD_RECEIVE (0), SD_SEND (1) or SD_BOTH (2).
@@ -878,32 +1424,42 @@ class MemoryProvider(ServiceProvider):
         After SD_SEND the peer reads end of file once its queue is drained and
         send fails with WSAESHUTDOWN; after SD_RECEIVE recv fails with
         WSAESHUTDOWN, and data queued or arriving later resets a connection.
+        Operations pending in the direction shut down complete with
+        WSAESHUTDOWN (a send with the count it moved so far).
         """
         if how not in (SD_RECEIVE, SD_SEND, SD_BOTH):
             raise_wsa(_E.WSAEINVAL, f"how must be SD_RECEIVE, SD_SEND or SD_BOTH, got {how!r}")
         net = self.network
-        with net._lock:
-            self._check(s)
-            if s.stream:
-                if s.state == _RESET:
-                    raise_wsa(_E.WSAECONNRESET, "shutdown on a connection that was reset")
-                if s.state != _CONNECTED:
-                    raise_wsa(_E.WSAENOTCONN, "shutdown on a socket that is not connected")
-            if how != SD_RECEIVE and not s.send_shut:
-                s.send_shut = True
-                peer = s.peer
-                if peer is not None and peer.state == _CONNECTED:
-                    peer.eof = True
-            if how != SD_SEND and not s.recv_shut:
-                s.recv_shut = True
-                if s.stream and s.rlen:
+        try:
+            with net._lock:
+                self._check(s)
+                if s.stream:
+                    if s.state == _RESET:
+                        raise_wsa(_E.WSAECONNRESET, "shutdown on a connection that was reset")
+                    if s.state != _CONNECTED:
+                        raise_wsa(_E.WSAENOTCONN, "shutdown on a socket that is not connected")
+                if how != SD_RECEIVE and not s.send_shut:
+                    s.send_shut = True
+                    net._abort_queue(s.sq, _E.WSAESHUTDOWN)
                     peer = s.peer
-                    if peer is not None:
-                        _reset(peer)
-                    _reset(s)
-                s.dgrams.clear()
-                s.qlen = 0
-            net._wake()
+                    if peer is not None and peer.state == _CONNECTED:
+                        peer.eof = True
+                        if peer.rq:
+                            net._serve_stream(peer)
+                if how != SD_SEND and not s.recv_shut:
+                    s.recv_shut = True
+                    if s.stream and s.rlen:
+                        peer = s.peer
+                        if peer is not None:
+                            _reset(peer)
+                        _reset(s)
+                    net._abort_queue(s.rq, _E.WSAESHUTDOWN)
+                    s.dgrams.clear()
+                    s.qlen = 0
+                net._wake()
+        finally:
+            if net._done:
+                net._drain()
 
     def getsockname(self, s: MemorySocket) -> Any:
         """``WSPGetSockName``: the local address; WSAEINVAL when not bound."""
@@ -943,7 +1499,10 @@ class MemoryProvider(ServiceProvider):
                 and net.is_up
                 and peer.state == _CONNECTED
                 and not peer.recv_shut
+                and not peer.rq
             ):
+                # Sends queued on s leave the peer no room (see MemorySocket.sq),
+                # so this cannot overtake them.
                 n = len(data)
                 if peer.rcvbuf - peer.rlen >= n:
                     if n:
@@ -952,12 +1511,26 @@ class MemoryProvider(ServiceProvider):
                         if net._waiting:
                             net._cond.notify_all()
                     return n
-            return self._send_locked(s, data, flags)
+        return self._send_slow(s, data, flags)
+
+    def _send_slow(self, s: MemorySocket, data: bytes, flags: int) -> int:
+        net = self.network
+        try:
+            with net._lock:
+                return self._send_locked(s, data, flags)
+        finally:
+            if net._done:
+                net._drain()
 
     def _send_buffer(self, s: MemorySocket, data: Any, flags: int) -> int:
         """:meth:`send` of a bytes-like object: copy only what is queued."""
-        with _byte_view(data) as view, self.network._lock:
-            return self._send_locked(s, view, flags)
+        net = self.network
+        try:
+            with _byte_view(data) as view, net._lock:
+                return self._send_locked(s, view, flags)
+        finally:
+            if net._done:
+                net._drain()
 
     def _send_locked(self, s: MemorySocket, data: bytes | memoryview, flags: int) -> int:
         if flags & ~_SEND_FLAGS:
@@ -967,51 +1540,16 @@ class MemoryProvider(ServiceProvider):
             if s.peer_addr is None:
                 raise_wsa(_E.WSAENOTCONN, "send on a datagram socket that is not connected")
             return self._deliver(s, bytes(data), s.peer_addr)
-        return self._send_stream(s, data)
-
-    def _send_stream(self, s: MemorySocket, data: bytes | memoryview) -> int:
-        net = self.network
-        total = len(data)
-        sent = 0
-        timeout = s.timeout
-        deadline = 0.0
-        while True:
-            if s.state != _CONNECTED:
-                if sent:
-                    return sent
-                if s.state == _RESET:
-                    raise_wsa(_E.WSAECONNRESET, "send on a connection that was reset")
-                raise_wsa(_E.WSAENOTCONN, "send on a socket that is not connected")
-            if s.send_shut:
-                if sent:
-                    return sent
-                raise_wsa(_E.WSAESHUTDOWN, "send after shutdown(SD_SEND)")
-            peer = s.peer
-            assert peer is not None
-            if peer.state != _CONNECTED or peer.recv_shut:
-                # The other end cannot receive any more: its stack answers the
-                # data with a reset.
-                _reset(peer)
-                _reset(s)
-                net._wake()
-                return total
-            room = peer.rcvbuf - peer.rlen
-            if room > 0:
-                n = min(room, total - sent)
-                chunk = data if n == total else data[sent : sent + n]
-                peer.chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
-                peer.rlen += n
-                sent += n
-                net._wake()
-                if sent == total or timeout == 0.0:
-                    return sent
-                continue
-            try:
-                deadline = self._block(s, timeout, deadline, "send")
-            except WSAError:
-                if sent:
-                    return sent
-                raise
+        error = _stream_error(s, True)
+        if error:
+            raise_wsa(error, _failure(error, "send", s))
+        op = _Op(s, None, _SEND, len(data))
+        op.data = data
+        s.sq.append(op)
+        assert s.peer is not None
+        self.network._move(s, s.peer)
+        result: int = self._await(s, op, "send")
+        return result
 
     def recv(self, s: MemorySocket, bufsize: int, flags: int) -> bytes:
         """``WSPRecv``: up to ``bufsize`` bytes; ``b""`` at end of file.
@@ -1022,13 +1560,33 @@ class MemoryProvider(ServiceProvider):
         net = self.network
         with net._lock:
             if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
+                # Receives queued on s never wait while data is queued (see
+                # MemorySocket.rq), so this cannot overtake them.
                 data = _take(s, bufsize)
-                if net._waiting:
-                    net._cond.notify_all()
-                return data
-            if not s.stream:
-                return self._recv_dgram(s, bufsize, flags)[0]
-            return self._recv_stream(s, bufsize, flags)
+                if not s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
+                    if net._waiting:
+                        net._cond.notify_all()
+                    return data
+                net._flow_in(s)  # the room made lets the peer's queued sends in
+            else:
+                data = None
+        if data is None:
+            return self._recv_slow(s, bufsize, flags)
+        if net._done:
+            net._drain()
+        return data
+
+    def _recv_slow(self, s: MemorySocket, bufsize: int, flags: int) -> bytes:
+        net = self.network
+        try:
+            with net._lock:
+                if not s.stream:
+                    data: bytes = self._recv_dgram(s, bufsize, flags, _RECV)
+                    return data
+                return self._recv_stream(s, bufsize, flags)
+        finally:
+            if net._done:
+                net._drain()
 
     def _check_bufsize(self, bufsize: Any) -> None:
         if type(bufsize) is not int:
@@ -1041,46 +1599,30 @@ class MemoryProvider(ServiceProvider):
         self._check(s)
         if flags & ~_STREAM_RECV_FLAGS:
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported recv flags {flags!r}")
-        peek = flags & _MSG_PEEK
-        waitall = flags & _MSG_WAITALL and not peek
-        parts: list[bytes] = []
-        need = bufsize
-        timeout = s.timeout
-        deadline = 0.0
+        error = _stream_error(s, False)
+        if error:
+            raise_wsa(error, _failure(error, "recv", s))
+        if bufsize == 0:
+            return b""
         net = self.network
-        while True:
-            if s.state != _CONNECTED:
-                if parts:
-                    return b"".join(parts)
-                if s.state == _RESET:
-                    raise_wsa(_E.WSAECONNRESET, "recv on a connection that was reset")
-                raise_wsa(_E.WSAENOTCONN, "recv on a socket that is not connected")
-            if s.recv_shut:
-                raise_wsa(_E.WSAESHUTDOWN, "recv after shutdown(SD_RECEIVE)")
-            if bufsize == 0:
-                return b""
-            if s.rlen:
-                if peek:
-                    return _peek(s, bufsize)
-                data = _take(s, need)
-                net._wake()
-                if not waitall:
-                    return data
-                parts.append(data)
-                need -= len(data)
-                if not need:
-                    return b"".join(parts)
-                continue
-            if s.eof:
-                return b"".join(parts)
-            try:
-                deadline = self._block(s, timeout, deadline, "recv")
-            except WSAError:
-                if parts:
-                    return b"".join(parts)
-                raise
+        # Data (or end of file) is never queued while receives wait: they got it.
+        if s.rlen:
+            if flags & _MSG_PEEK:
+                return _peek(s, bufsize)
+            if not flags & _MSG_WAITALL or s.rlen >= bufsize:
+                data = _take(s, bufsize)
+                net._flow_in(s)
+                return data
+        elif s.eof:
+            return b""
+        op = _Op(s, None, _RECV, bufsize, flags)
+        s.rq.append(op)
+        net._flow_in(s)
+        result: bytes = self._await(s, op, "recv")
+        return result
 
-    def _recv_dgram(self, s: MemorySocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
+    def _recv_dgram(self, s: MemorySocket, bufsize: int, flags: int, kind: int) -> Any:
+        """One datagram: its bytes (``kind`` _RECV) or ``(bytes, sender)`` (_RECVFROM)."""
         self._check_bufsize(bufsize)
         self._check(s)
         if flags & ~_DGRAM_RECV_FLAGS:
@@ -1089,20 +1631,19 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAESHUTDOWN, "recv after shutdown(SD_RECEIVE)")
         if s.local is None:
             raise_wsa(_E.WSAEINVAL, "recv on a datagram socket that is not bound")
-        timeout = s.timeout
-        deadline = 0.0
-        while not s.dgrams:
-            deadline = self._block(s, timeout, deadline, "recv")
-            if s.recv_shut:
-                raise_wsa(_E.WSAESHUTDOWN, "recv after shutdown(SD_RECEIVE)")
-        if flags & _MSG_PEEK:
-            data, address = s.dgrams[0]
-        else:
-            data, address = s.dgrams.popleft()
-            s.qlen -= len(data)
-        if len(data) > bufsize:
-            data = data[:bufsize]
-        return data, address
+        dgrams = s.dgrams
+        if dgrams:  # never while receives wait: they got it
+            if flags & _MSG_PEEK:
+                data, address = dgrams[0]
+            else:
+                data, address = dgrams.popleft()
+                s.qlen -= len(data)
+            if len(data) > bufsize:
+                data = data[:bufsize]
+            return data if kind == _RECV else (data, address)
+        op = _Op(s, None, kind, bufsize, flags)
+        s.rq.append(op)
+        return self._await(s, op, "recv")
 
     def recv_into(self, s: MemorySocket, buffer: Any, nbytes: int, flags: int) -> int:
         """``WSPRecv`` into ``buffer`` (``nbytes`` 0: its length); the count."""
@@ -1125,9 +1666,13 @@ class MemoryProvider(ServiceProvider):
         if flags and flags & ~_SEND_FLAGS:
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported sendto flags {flags!r}")
         dest = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
-        with self.network._lock:
+        net = self.network
+        with net._lock:
             self._check(s)
-            return self._deliver(s, data, dest)
+            n = self._deliver(s, data, dest)
+        if net._done:  # it served queued receives
+            net._drain()
+        return n
 
     def _deliver(self, s: MemorySocket, data: bytes, dest: tuple[str, int]) -> int:
         """Send one datagram (lock held, ``s`` checked)."""
@@ -1176,6 +1721,8 @@ class MemoryProvider(ServiceProvider):
             if r.qlen < r.rcvbuf and not r.recv_shut and r.state != _CLOSED:
                 r.dgrams.append((data, sender))
                 r.qlen += n
+                if r.rq:
+                    net._serve_dgrams(r)
                 net._wake()
         return n
 
@@ -1195,7 +1742,13 @@ class MemoryProvider(ServiceProvider):
                 if len(data) > bufsize:
                     data = data[:bufsize]
                 return data, address
-            return self._recv_dgram(s, bufsize, flags)
+        try:
+            with net._lock:
+                result: tuple[bytes, Any] = self._recv_dgram(s, bufsize, flags, _RECVFROM)
+                return result
+        finally:
+            if net._done:
+                net._drain()
 
     def recvfrom_into(
         self, s: MemorySocket, buffer: Any, nbytes: int, flags: int
@@ -1265,42 +1818,54 @@ class MemoryProvider(ServiceProvider):
                     _E.WSAEFAULT, f"option value must be an int or {_INT.size} bytes, got {value!r}"
                 )
             (number,) = _INT.unpack(raw)
-        with self.network._lock:
-            self._check(s)
-            if level == _SOL_SOCKET and option in (_SO_RCVBUF, _SO_SNDBUF):
-                if number < 0:
-                    raise_wsa(_E.WSAEINVAL, f"buffer size must be >= 0, got {value!r}")
-                if option == _SO_RCVBUF:
-                    s.rcvbuf = max(number, 1)
+        net = self.network
+        try:
+            with net._lock:
+                self._check(s)
+                if level == _SOL_SOCKET and option in (_SO_RCVBUF, _SO_SNDBUF):
+                    if number < 0:
+                        raise_wsa(_E.WSAEINVAL, f"buffer size must be >= 0, got {value!r}")
+                    if option == _SO_RCVBUF:
+                        s.rcvbuf = max(number, 1)
+                        if s.state == _CONNECTED:
+                            net._flow_in(s)  # more room: queued sends of the peer move in
+                    else:
+                        s.sndbuf = max(number, 1)
+                elif level == _SOL_SOCKET and option == _SO_REUSEADDR:
+                    s.reuse = bool(number)
+                elif level == _SOL_SOCKET and option == _SO_KEEPALIVE:
+                    s.keepalive = bool(number)
+                elif level == _SOL_SOCKET and option == _SO_BROADCAST:
+                    s.broadcast = bool(number)
+                elif level == _IPPROTO_TCP and option == _TCP_NODELAY and s.stream:
+                    s.nodelay = bool(number)
                 else:
-                    s.sndbuf = max(number, 1)
-            elif level == _SOL_SOCKET and option == _SO_REUSEADDR:
-                s.reuse = bool(number)
-            elif level == _SOL_SOCKET and option == _SO_KEEPALIVE:
-                s.keepalive = bool(number)
-            elif level == _SOL_SOCKET and option == _SO_BROADCAST:
-                s.broadcast = bool(number)
-            elif level == _IPPROTO_TCP and option == _TCP_NODELAY and s.stream:
-                s.nodelay = bool(number)
-            else:
-                raise_wsa(
-                    _E.WSAEINVAL,
-                    f"unsupported or read-only socket option: level {level!r}, option {option!r}",
-                )
-            self.network._wake()
+                    raise_wsa(
+                        _E.WSAEINVAL,
+                        f"unsupported or read-only socket option: level {level!r}, "
+                        f"option {option!r}",
+                    )
+                net._wake()
+        finally:
+            if net._done:
+                net._drain()
 
     def ioctl(self, s: MemorySocket, code: int, arg: Any) -> Any:
-        """``WSPIoctl``: FIONBIO (via :meth:`settimeout`), FIONREAD (bytes queued)
-        and SIOCATMARK (always true: no out-of-band data)."""
-        if code == FIONBIO:
-            self.settimeout(s, 0.0 if arg else None)
-            return 0
+        """``WSPIoctl``: FIONBIO (as :meth:`settimeout` with 0.0 or None), FIONREAD
+        (bytes queued) and SIOCATMARK (always true: no out-of-band data)."""
         with self.network._lock:
             self._check(s)
-            if code == FIONREAD:
-                return s.rlen if s.stream else s.qlen
-            if code == IoctlCode.SIOCATMARK:
-                return True
+            return self._ioctl(s, code, arg)
+
+    def _ioctl(self, s: MemorySocket, code: int, arg: Any) -> Any:
+        """:meth:`ioctl` (lock held, ``s`` checked)."""
+        if code == FIONBIO:
+            s.timeout = 0.0 if arg else None
+            return 0
+        if code == FIONREAD:
+            return s.rlen if s.stream else s.qlen
+        if code == IoctlCode.SIOCATMARK:
+            return True
         raise_wsa(_E.WSAEINVAL, f"unsupported ioctl code {code!r}")
 
     def settimeout(self, s: MemorySocket, timeout: float | None) -> None:
@@ -1317,6 +1882,197 @@ class MemoryProvider(ServiceProvider):
         """``WSPDuplicateSocket``: the host shares the context; only checks ``s``."""
         with self.network._lock:
             self._check(s)
+
+    # -- overlapped operations --------------------------------------------------------
+    # Each starts under the lock and returns None; bad arguments raise (nothing
+    # completes then); everything else completes, at once or later, through
+    # MemoryNetwork._finish() and _drain() (see the module docstring).
+
+    def send_overlapped(self, s: MemorySocket, data: Any, flags: int, ov: Any) -> None:
+        """``WSPSend`` with an overlapped: ``nbytes`` is the count sent.
+
+        A stream send waits behind the sends queued before it and completes
+        with its full count once all its bytes are queued at the peer.  On a
+        datagram socket: one datagram to the connected peer, at once.
+        """
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if flags & ~_SEND_FLAGS:
+            raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported send flags {flags!r}")
+        net = self.network
+        try:
+            with net._lock:
+                if type(s) is MemorySocket and not s.stream:
+                    self._send_datagram(self._op(s, ov, _OTHER), data, s.peer_addr)
+                    return
+                op = self._op(s, ov, _SEND, len(data))
+                error = _E.WSAENETDOWN if not net.is_up else _stream_error(s, True)
+                if error:
+                    net._finish(op, error)
+                    return
+                op.data = data
+                s.sq.append(op)
+                assert s.peer is not None
+                net._move(s, s.peer)
+        finally:
+            if net._done:
+                net._drain()
+
+    def sendto_overlapped(
+        self, s: MemorySocket, data: Any, flags: int, address: Any, ov: Any
+    ) -> None:
+        """``WSPSendTo`` with an overlapped: one datagram to ``address``, at once
+        (WSAEMSGSIZE and malformed addresses raise).  On a stream socket the
+        address is ignored and this is :meth:`send_overlapped`."""
+        if type(s) is MemorySocket and s.stream:
+            self.send_overlapped(s, data, flags, ov)
+            return
+        if type(data) is not bytes:
+            data = _as_bytes(data)
+        if flags & ~_SEND_FLAGS:
+            raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported sendto flags {flags!r}")
+        net = self.network
+        try:
+            with net._lock:
+                op = self._op(s, ov, _OTHER)
+                dest = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
+                self._send_datagram(op, data, dest)
+        finally:
+            if net._done:
+                net._drain()
+
+    def _send_datagram(self, op: _Op, data: bytes, dest: tuple[str, int] | None) -> None:
+        """Send one datagram for ``op`` and finish it (lock held)."""
+        s = op.s
+        n = len(data)
+        if n > s.max_datagram:
+            raise_wsa(
+                _E.WSAEMSGSIZE,
+                f"datagram of {n} bytes exceeds the limit of {s.max_datagram} bytes",
+            )
+        net = self.network
+        if not net.is_up:
+            net._finish(op, _E.WSAENETDOWN)
+        elif dest is None:
+            net._finish(op, _E.WSAENOTCONN)
+        else:
+            try:
+                op.count = self._deliver(s, data, dest)
+            except WSAError as exc:
+                net._finish(op, exc.wsa_code)
+            else:
+                net._finish(op)
+
+    def recv_overlapped(self, s: MemorySocket, bufsize: int, flags: int, ov: Any) -> None:
+        """``WSPRecv`` with an overlapped: ``ov.data`` holds the bytes received.
+
+        Waits behind the receives queued before it.  Flags as :meth:`recv`;
+        end of file completes it with ``b""`` and 0 bytes.
+        """
+        self._post_recv(s, bufsize, flags, ov, _RECV)
+
+    def recvfrom_overlapped(self, s: MemorySocket, bufsize: int, flags: int, ov: Any) -> None:
+        """``WSPRecvFrom`` with an overlapped: ``ov.data`` and ``ov.address`` (the
+        sender; None on a stream socket)."""
+        self._post_recv(s, bufsize, flags, ov, _RECVFROM)
+
+    def _post_recv(self, s: MemorySocket, bufsize: int, flags: int, ov: Any, kind: int) -> None:
+        self._check_bufsize(bufsize)
+        net = self.network
+        try:
+            with net._lock:
+                op = self._op(s, ov, kind, bufsize, flags)
+                if s.stream:
+                    if flags & ~_STREAM_RECV_FLAGS:
+                        raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported recv flags {flags!r}")
+                    error = _E.WSAENETDOWN if not net.is_up else _stream_error(s, False)
+                else:
+                    if flags & ~_DGRAM_RECV_FLAGS:
+                        raise_wsa(
+                            _E.WSAEOPNOTSUPP,
+                            f"unsupported recv flags {flags!r} on a datagram socket",
+                        )
+                    error = (
+                        _E.WSAENETDOWN
+                        if not net.is_up
+                        else _E.WSAESHUTDOWN
+                        if s.recv_shut
+                        else _E.WSAEINVAL
+                        if s.local is None
+                        else 0
+                    )
+                if error:
+                    _received(op, b"")
+                    net._finish(op, error)
+                    return
+                s.rq.append(op)
+                if s.stream:
+                    net._flow_in(s)
+                else:
+                    net._serve_dgrams(s)
+        finally:
+            if net._done:
+                net._drain()
+
+    def connect_overlapped(self, s: MemorySocket, address: Any, ov: Any) -> None:
+        """``ConnectEx``: :meth:`connect`, completing at once (``nbytes`` 0), with
+        its error if it fails (WSAECONNREFUSED...); a malformed address raises."""
+        net = self.network
+        try:
+            with net._lock:
+                op = self._op(s, ov, _OTHER)
+                ip, port = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
+                try:
+                    self._check(s)
+                    self._connect(s, ip, port, address)
+                except WSAError as exc:
+                    net._finish(op, exc.wsa_code)
+                else:
+                    net._finish(op)
+        finally:
+            if net._done:
+                net._drain()
+
+    def accept_overlapped(self, s: MemorySocket, ov: Any) -> None:
+        """``AcceptEx``: waits behind the accepts queued before it for the next
+        connection; ``ov.data`` is the new socket's context (with its own
+        handle, as :meth:`accept` makes it), ``ov.address`` the peer's address."""
+        net = self.network
+        try:
+            with net._lock:
+                op = self._op(s, ov, _ACCEPT)
+                if not s.stream:
+                    raise_wsa(_E.WSAEOPNOTSUPP, "accept on a datagram socket")
+                if not net.is_up:
+                    net._finish(op, _E.WSAENETDOWN)
+                elif s.state != _LISTENING:
+                    net._finish(op, _E.WSAEINVAL)
+                else:
+                    s.rq.append(op)
+                    net._serve_accepts(s)
+        finally:
+            if net._done:
+                net._drain()
+
+    def ioctl_overlapped(self, s: MemorySocket, code: int, arg: Any, ov: Any) -> None:
+        """``WSPIoctl`` with an overlapped: :meth:`ioctl`, completing at once with
+        ``ov.data`` the result (``nbytes`` 0); an unsupported code raises."""
+        if code not in (FIONBIO, FIONREAD, IoctlCode.SIOCATMARK):
+            raise_wsa(_E.WSAEINVAL, f"unsupported ioctl code {code!r}")
+        net = self.network
+        try:
+            with net._lock:
+                op = self._op(s, ov, _OTHER)
+                try:
+                    self._check(s)
+                    op.result = self._ioctl(s, code, arg)
+                except WSAError as exc:
+                    net._finish(op, exc.wsa_code)
+                else:
+                    net._finish(op)
+        finally:
+            if net._done:
+                net._drain()
 
     # -- select -----------------------------------------------------------------------
     def select(
@@ -1357,11 +2113,7 @@ class MemoryProvider(ServiceProvider):
                     remaining = deadline - time.monotonic()
                     if remaining <= 0.0:
                         return [], [], []
-                net._waiting += 1
-                try:
-                    net._cond.wait(remaining)
-                finally:
-                    net._waiting -= 1
+                net._sleep(remaining)
                 if not net.is_up:
                     raise_wsa(_E.WSAENETDOWN, "select failed: the memory network is down")
                 for group in (readers, writers, errors):

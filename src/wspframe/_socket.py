@@ -16,8 +16,9 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from ._constants import FIONBIO, SOCK_STREAM
+from ._constants import FIONBIO, SOCK_STREAM, WSAFlag
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
+from ._overlapped import CompletionPort, CompletionRoutine, Overlapped
 from ._protocol import ProtocolInfo
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ class SocketCore:
         "entry",
         "flags",
         "host",
+        "inflight",
         "lock",
         "proto",
+        "redirected",
         "refs",
         "state",
         "timeout",
@@ -69,6 +72,9 @@ class SocketCore:
         self.state = "open"
         self.timeout: float | None = None
         self.lock = threading.Lock()
+        #: Client overlapped operations started and not yet completed.
+        self.inflight: set[Overlapped] = set()
+        self.redirected = False
 
     def acquire(self) -> None:
         with self.lock:
@@ -309,31 +315,221 @@ class Socket:
         try:
             if core.release():
                 core.state = "closed"
-                try:
-                    core.top.close_socket()
-                except Exception as exc:
-                    error = contain(exc, "close")
-                finally:
-                    # Whatever the providers did, no handle of this socket survives it.
-                    for ctx in core.top.contexts():
-                        h = getattr(ctx, "handle", None)
-                        if isinstance(h, int) and h >= 0:
-                            host._table.discard(h)
+                # Held across the chain so no descriptor number of this socket can
+                # be reused by another thread before every level has let go.
+                if core.redirected:
+                    host._unredirect(core.top)
+                with host._table._lock:
+                    try:
+                        core.top.close_socket()
+                    except Exception as exc:
+                        error = contain(exc, "close")
+                    finally:
+                        self._abort_inflight()
+                        # Whatever the providers did, no handle of this socket survives.
+                        for ctx in core.top.contexts():
+                            h = getattr(ctx, "handle", None)
+                            if isinstance(h, int) and h >= 0:
+                                host._table.discard(h)
+                host._ports.pop(core.top.handle, None)
                 if handle != core.top.handle:
                     host._release_descriptor(core, handle)
                 host._forget(self, True)
             else:
                 host._release_descriptor(core, handle)
                 host._forget(self, False)
+            host._ports.pop(handle, None)
         finally:
             if error is not None:
                 raise error
+
+    def _abort_inflight(self) -> None:
+        # The providers must have completed everything pending; whatever they
+        # left is completed here, aborted, exactly once (SPI bug 9).
+        core = self._core
+        with core.lock:
+            owed = [ov for ov in core.inflight if ov.pending]
+            core.inflight.clear()
+        for ov in owed:
+            try:
+                core.host._complete(core.top.handle, ov, WSAErrorCode.WSA_OPERATION_ABORTED, 0)
+            except WSAError:
+                pass  # completed meanwhile by a late provider: exactly once still holds
 
     def __enter__(self) -> Socket:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- overlapped I/O -------------------------------------------------------------
+    def _start(self, op: str, ov: Overlapped, routine: CompletionRoutine | None) -> Dispatch:
+        top = self._dispatch()
+        core = self._core
+        if not core.flags & WSAFlag.OVERLAPPED:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"{op}_overlapped() needs a socket created with WSA_FLAG_OVERLAPPED",
+            )
+        if not isinstance(ov, Overlapped):
+            raise_wsa(
+                WSAErrorCode.WSAEFAULT, f"overlapped must be a wspframe.Overlapped, got {ov!r}"
+            )
+        if routine is not None and not callable(routine):
+            raise_wsa(WSAErrorCode.WSAEFAULT, f"routine must be callable, got {routine!r}")
+        ov._start(op, routine)
+        ov._finisher = self._finished
+        ov._owner = self
+        with core.lock:
+            core.inflight.add(ov)
+        return top
+
+    def _not_started(self, ov: Overlapped, exc: Exception, op: str, **args: Any) -> NoReturn:
+        with self._core.lock:
+            self._core.inflight.discard(ov)
+        ov.pending = False
+        ov._finisher = None
+        self._reraise(exc, op, **args)
+
+    def _finished(self, ov: Overlapped) -> None:
+        core = self._core
+        with core.lock:
+            core.inflight.discard(ov)
+        if ov.op == "accept" and not ov.error:
+            try:
+                # adopt() closes the new context itself when it refuses its handle.
+                new = core.top.level.adopt(ov.data)
+                new_core = SocketCore(
+                    core.host, new, core.entry, core.flags, core.af, core.type, core.proto
+                )
+                new_core.state = "connected"
+                ov.data = core.host._adopt(Socket(new_core, new.handle))
+            except Exception as exc:
+                ov.data = None
+                ov.error = contain(exc, "accept_overlapped").wsa_code
+
+    def send_overlapped(
+        self, data: Any, ov: Overlapped, flags: int = 0, routine: CompletionRoutine | None = None
+    ) -> None:
+        """``WSASend`` with an overlapped: returns at once; ``ov`` completes later
+        (or already has) with the byte count sent."""
+        top = self._start("send", ov, routine)
+        try:
+            top.send_overlapped(data, flags, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "send_overlapped", data=data)
+
+    def recv_overlapped(
+        self, bufsize: int, ov: Overlapped, flags: int = 0, routine: CompletionRoutine | None = None
+    ) -> None:
+        """``WSARecv`` with an overlapped: ``ov.data`` will hold the bytes received."""
+        top = self._start("recv", ov, routine)
+        try:
+            top.recv_overlapped(bufsize, flags, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "recv_overlapped", bufsize=bufsize)
+
+    def sendto_overlapped(
+        self,
+        data: Any,
+        address: Any,
+        ov: Overlapped,
+        flags: int = 0,
+        routine: CompletionRoutine | None = None,
+    ) -> None:
+        """``WSASendTo`` with an overlapped."""
+        top = self._start("sendto", ov, routine)
+        try:
+            top.sendto_overlapped(data, flags, address, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "sendto_overlapped", data=data, address=address)
+
+    def recvfrom_overlapped(
+        self, bufsize: int, ov: Overlapped, flags: int = 0, routine: CompletionRoutine | None = None
+    ) -> None:
+        """``WSARecvFrom`` with an overlapped: ``ov.data`` and ``ov.address``."""
+        top = self._start("recvfrom", ov, routine)
+        try:
+            top.recvfrom_overlapped(bufsize, flags, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "recvfrom_overlapped", bufsize=bufsize)
+
+    def connect_overlapped(
+        self, address: Any, ov: Overlapped, routine: CompletionRoutine | None = None
+    ) -> None:
+        """``ConnectEx``: connect without blocking; ``ov`` completes when connected."""
+        top = self._start("connect", ov, routine)
+        try:
+            top.connect_overlapped(address, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "connect_overlapped", address=address)
+        self._core.state = "connecting"
+
+    def accept_overlapped(self, ov: Overlapped, routine: CompletionRoutine | None = None) -> None:
+        """``AcceptEx``: ``ov.data`` will be the accepted :class:`Socket`,
+        ``ov.address`` the peer's address."""
+        top = self._start("accept", ov, routine)
+        try:
+            top.accept_overlapped(ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "accept_overlapped")
+
+    def ioctl_overlapped(
+        self, code: int, arg: Any, ov: Overlapped, routine: CompletionRoutine | None = None
+    ) -> None:
+        """``WSAIoctl`` with an overlapped: ``ov.data`` will be the result."""
+        top = self._start("ioctl", ov, routine)
+        try:
+            top.ioctl_overlapped(code, arg, ov)
+        except Exception as exc:
+            self._not_started(ov, exc, "ioctl_overlapped")
+
+    def get_overlapped_result(self, ov: Overlapped, wait: bool = False) -> tuple[int, int]:
+        """``WSAGetOverlappedResult``: ``(nbytes, flags)`` of a completed operation.
+
+        Pending: WSA_IO_INCOMPLETE, unless ``wait``, which blocks until done.  A
+        failed operation raises its error.
+        """
+        if not isinstance(ov, Overlapped):
+            raise_wsa(
+                WSAErrorCode.WSAEFAULT, f"overlapped must be a wspframe.Overlapped, got {ov!r}"
+            )
+        if ov.pending:
+            if not wait:
+                raise_wsa(WSAErrorCode.WSA_IO_INCOMPLETE, f"{ov!r} has not completed yet")
+            ov.wait()
+        if ov.error:
+            raise wsa_error(ov.error, f"overlapped {ov.op} failed")
+        return ov.nbytes, ov.flags
+
+    def redirect(self) -> bool:
+        """Make ``os.read``/``os.write``/``select`` on this socket's handle reach
+        the chain, through the host's redirector (the cost the seed warns of).
+
+        Returns False, doing nothing, for an IFS handle: it *is* the OS socket,
+        so the OS calls work on it directly.  Once redirected, the handle owns
+        the socket's data: do not mix in ``recv`` through this object.
+        """
+        top = self._dispatch()
+        if top.level.ifs:
+            return False
+        core = self._core
+        with core.lock:
+            if core.redirected:
+                return True
+            core.redirected = True
+        core.host._redirect(top)
+        return True
+
+    def _associate(self, port: CompletionPort, key: int) -> None:
+        self._dispatch()
+        self._core.host._ports[self._handle] = (port, key)
+
+    def _dissociate(self, port: CompletionPort) -> None:
+        ports = self._core.host._ports
+        current = ports.get(self._handle)
+        if current is not None and current[0] is port:
+            del ports[self._handle]
 
     # -- names and options -----------------------------------------------------------
     def getsockname(self) -> Any:

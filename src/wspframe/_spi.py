@@ -28,6 +28,7 @@ not override (a pass-through costs nothing there).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
@@ -40,16 +41,18 @@ from ._constants import (
     IPPROTO_UDP,
     LspCategory,
 )
-from ._errors import WSAErrorCode, raise_wsa
+from ._errors import WSAErrorCode, contain, raise_wsa
 from ._protocol import ProtocolInfo
 
 if TYPE_CHECKING:
     from ._chain import Dispatch, NextLayer
     from ._handles import Upcalls
+    from ._overlapped import Overlapped
 
 __all__ = [
     "CREATING_OPERATIONS",
     "DATA_OPERATIONS",
+    "OVERLAPPED_OPERATIONS",
     "PROVIDER_OPERATIONS",
     "REQUIRED_OPERATIONS",
     "LayerSocket",
@@ -79,10 +82,21 @@ DATA_OPERATIONS: Final = (
     "settimeout",
     "duplicate_socket",
 )
+#: Overlapped per-socket operations.  Compiled chains skip a layer on one only
+#: where the layer is IFS (its handle is the lower one, so completions reach
+#: the same port) and overrides neither the operation nor ``on_complete``.
+OVERLAPPED_OPERATIONS: Final = (
+    "send_overlapped",
+    "recv_overlapped",
+    "sendto_overlapped",
+    "recvfrom_overlapped",
+    "connect_overlapped",
+    "ioctl_overlapped",
+)
 #: Per-socket operations that visit every level, because each level keeps
 #: state for the socket: ``accept`` makes a context per level, and
 #: ``close_socket`` frees one per level.
-CREATING_OPERATIONS: Final = ("accept", "close_socket")
+CREATING_OPERATIONS: Final = ("accept", "accept_overlapped", "close_socket")
 #: Operations not tied to one socket.
 PROVIDER_OPERATIONS: Final = ("socket", "select", "address_to_string", "string_to_address")
 #: The dispatch table a provider must offer (SPI rule A6); a missing one fails
@@ -249,6 +263,49 @@ class ServiceProvider:
     def duplicate_socket(self, s: Any) -> None:
         """``WSPDuplicateSocket``: the host shares ``s``; nothing to do by default."""
 
+    # -- overlapped operations (a provider without them refuses them) ----------------
+    # Contract: start the operation and return None; finish it exactly once,
+    # later or at once, by setting ``ov.data``/``ov.address``/``ov.flags`` and
+    # then calling ``upcalls.complete_overlapped_request(s.handle, ov, error,
+    # nbytes)`` (non-IFS) or by running it through ``upcalls.io_engine`` (IFS).
+    # Operations in flight on one socket complete in order per direction;
+    # ``close_socket`` completes every pending one with WSA_OPERATION_ABORTED
+    # before releasing the handle.  Raise only for bad arguments (no completion
+    # then).  Completing runs callbacks (layers, APC queues, ports) that may call
+    # back into the provider: complete outside your own locks.
+    def send_overlapped(self, s: Any, data: Any, flags: int, ov: Any) -> None:
+        """``WSPSend`` with an overlapped: ``nbytes`` is the count sent."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped send")
+
+    def recv_overlapped(self, s: Any, bufsize: int, flags: int, ov: Any) -> None:
+        """``WSPRecv`` with an overlapped: ``ov.data`` holds the bytes received."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped recv")
+
+    def sendto_overlapped(self, s: Any, data: Any, flags: int, address: Any, ov: Any) -> None:
+        """``WSPSendTo`` with an overlapped."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped sendto")
+
+    def recvfrom_overlapped(self, s: Any, bufsize: int, flags: int, ov: Any) -> None:
+        """``WSPRecvFrom`` with an overlapped: ``ov.data`` and ``ov.address``."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped recvfrom")
+
+    def connect_overlapped(self, s: Any, address: Any, ov: Any) -> None:
+        """``ConnectEx``: ``nbytes`` 0."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped connect")
+
+    def accept_overlapped(self, s: Any, ov: Any) -> None:
+        """``AcceptEx``: ``ov.data`` is the new socket's context (its handle
+        obtained as for ``accept``), ``ov.address`` the peer's address."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped accept")
+
+    def ioctl_overlapped(self, s: Any, code: int, arg: Any, ov: Any) -> None:
+        """``WSPIoctl`` with an overlapped: ``ov.data`` is the result."""
+        raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, f"{self.name!r} has no overlapped ioctl")
+
+    # Optional: ``cancel_io()`` completes every pending overlapped operation of
+    # the provider with WSA_OPERATION_ABORTED.  The host calls it at the last
+    # cleanup, before closing the sockets (SPI rule A8).
+
     def address_to_string(self, address: Any, protocol_info: ProtocolInfo) -> str:
         """``WSPAddressToString`` for IPv4 and IPv6 tuples."""
         if protocol_info.address_family not in (AF_INET, AF_INET6):
@@ -347,7 +404,7 @@ class LayeredProvider(ServiceProvider):
       (only over IFS handles: the layer then is IFS and cannot see
       ``os.read``/``os.write`` on it) or ``upcalls.create_socket_handle``.  Set
       ``ifs`` to choose; ``None`` follows the level below.
-    * ``close_socket`` releases its handle, then closes the rest of the chain;
+    * ``close_socket`` closes the rest of the chain, then releases its handle;
       ``accept`` wraps the lower accepted socket in a context of its own.  The
       defaults do both; overrides should call ``super()``.
     * Options given in a chain spec (``name[opt=value]``) arrive in
@@ -412,11 +469,13 @@ class LayeredProvider(ServiceProvider):
         return self.wrap(lower, s.protocol_info, s.lower.level), address
 
     def close_socket(self, s: LayerSocket) -> None:
-        """``WSPCloseSocket``: release this layer's handle, then close the rest of the chain."""
+        """``WSPCloseSocket``: close the rest of the chain (its pending overlapped
+        operations complete, aborted, through this layer while its handle is
+        still valid), then release this layer's handle."""
         try:
-            self.upcalls.close_socket_handle(s.handle)
-        finally:
             s.lower.close_socket()
+        finally:
+            self.upcalls.close_socket_handle(s.handle)
 
     # -- pass-through (skipped by compiled chains unless overridden) -------
     def bind(self, s: LayerSocket, address: Any) -> None:
@@ -477,6 +536,64 @@ class LayeredProvider(ServiceProvider):
 
     def duplicate_socket(self, s: LayerSocket) -> None:
         s.lower.duplicate_socket()
+
+    # -- overlapped: the seed's "usual way" ---------------------------------------
+    def on_complete(self, s: LayerSocket, ov: Overlapped) -> None:
+        """Post-process a completed overlapped operation of this layer's socket.
+
+        ``ov`` is the client's overlapped, already holding the result from the
+        layer below: ``ov.op``, ``ov.error``, ``ov.nbytes``, ``ov.data``,
+        ``ov.address``.  Change ``ov.data`` to transform received bytes (the
+        byte count follows), or set ``ov.error`` to fail the operation.  It
+        runs in whatever thread completed the operation below; do not block.
+        """
+
+    def _substitute(self, s: LayerSocket, ov: Overlapped) -> Overlapped:
+        return ov.substitute(functools.partial(self._relay, s))
+
+    def _relay(self, s: LayerSocket, sub: Overlapped) -> None:
+        client = sub.parent
+        assert client is not None
+        client.data, client.address, client.flags = sub.data, sub.address, sub.flags
+        client.error = sub.error
+        if client.op == "accept" and not client.error:
+            try:
+                level = s.lower.level
+                client.data = self.wrap(level.adopt(sub.data), s.protocol_info, level)
+            except Exception as exc:
+                client.data = None
+                client.error = contain(exc, f"{self.name}.accept_overlapped").wsa_code
+        try:
+            self.on_complete(s, client)
+        except Exception as exc:  # a faulty hook fails the operation, not the host
+            client.error = contain(exc, f"{self.name}.on_complete").wsa_code
+        nbytes = sub.nbytes
+        if client.op in ("recv", "recvfrom") and not client.error:
+            nbytes = len(client.data or b"")
+        self.upcalls._complete_any(s.handle, client, client.error, nbytes)
+
+    def send_overlapped(self, s: LayerSocket, data: Any, flags: int, ov: Overlapped) -> None:
+        s.lower.send_overlapped(data, flags, self._substitute(s, ov))
+
+    def recv_overlapped(self, s: LayerSocket, bufsize: int, flags: int, ov: Overlapped) -> None:
+        s.lower.recv_overlapped(bufsize, flags, self._substitute(s, ov))
+
+    def sendto_overlapped(
+        self, s: LayerSocket, data: Any, flags: int, address: Any, ov: Overlapped
+    ) -> None:
+        s.lower.sendto_overlapped(data, flags, address, self._substitute(s, ov))
+
+    def recvfrom_overlapped(self, s: LayerSocket, bufsize: int, flags: int, ov: Overlapped) -> None:
+        s.lower.recvfrom_overlapped(bufsize, flags, self._substitute(s, ov))
+
+    def connect_overlapped(self, s: LayerSocket, address: Any, ov: Overlapped) -> None:
+        s.lower.connect_overlapped(address, self._substitute(s, ov))
+
+    def accept_overlapped(self, s: LayerSocket, ov: Overlapped) -> None:
+        s.lower.accept_overlapped(self._substitute(s, ov))
+
+    def ioctl_overlapped(self, s: LayerSocket, code: int, arg: Any, ov: Overlapped) -> None:
+        s.lower.ioctl_overlapped(code, arg, self._substitute(s, ov))
 
     # -- provider operations ------------------------------------------------
     def select(

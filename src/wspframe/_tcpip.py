@@ -7,12 +7,14 @@ translated to :class:`~wspframe.WSAError` here, at the provider boundary.
 
 from __future__ import annotations
 
+import errno
+import os
 import select as _select
 import socket as _socket
 import struct
 import threading
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 from ._constants import (
     AF_INET,
@@ -26,6 +28,7 @@ from ._constants import (
     SOCK_STREAM,
     XP1,
 )
+from ._engine import IMMEDIATE, READ, WRITE
 from ._errors import WSAError, WSAErrorCode, contain, from_os_error, raise_wsa, wsa_error
 from ._protocol import ProtocolInfo
 from ._spi import ServiceProvider, resolve_triplet
@@ -34,6 +37,11 @@ __all__ = ["TcpipProvider", "TcpipSocket"]
 
 TCP_FLAGS: Final = XP1(0x20066)
 UDP_FLAGS: Final = XP1(0x20609)
+
+_DONTWAIT: Final = getattr(_socket, "MSG_DONTWAIT", 0)
+_NONBLOCK_TYPE: Final = getattr(_socket, "SOCK_NONBLOCK", 0)
+_IN_PROGRESS: Final = (errno.EINPROGRESS, errno.EALREADY, errno.EWOULDBLOCK, errno.EAGAIN)
+_T = TypeVar("_T")
 
 
 def _fail(exc: Exception, op: str) -> WSAError:
@@ -61,12 +69,71 @@ def _not_connected_or(exc: Exception, s: _socket.socket, op: str) -> WSAError:
 
 
 class TcpipSocket(_socket.socket):
-    """A tcpip socket context: the OS socket itself, plus its handle and entry."""
+    """A tcpip socket context: the OS socket itself, plus its handle and entry.
 
-    __slots__ = ("handle", "protocol_info")
+    ``_twin`` is made on the first overlapped operation: a second socket
+    object on a duplicate of the descriptor that CPython treats as
+    non-blocking (it never polls before a call), through which the overlapped
+    operations make their attempts.  It closes with the socket.
+    """
+
+    __slots__ = ("_twin", "handle", "protocol_info")
 
     handle: int
     protocol_info: ProtocolInfo
+    _twin: _socket.socket | None
+
+    def close(self) -> None:
+        _close_twin(self)
+        super().close()
+
+    def detach(self) -> int:
+        _close_twin(self)
+        return super().detach()
+
+
+def _close_twin(s: TcpipSocket) -> None:
+    twin = getattr(s, "_twin", None)
+    if twin is not None:
+        s._twin = None
+        twin.close()
+
+
+def _make_twin(s: TcpipSocket) -> _socket.socket:
+    """A non-blocking (in CPython's view) socket object on a dup of ``s``'s fd.
+
+    The open file description, and so its O_NONBLOCK flag, is shared with
+    ``s``: the twin must not change it.  With SOCK_NONBLOCK in ``type`` CPython
+    takes the twin as non-blocking without touching the flag.  Every attempt
+    through the twin passes MSG_DONTWAIT, so it never blocks even when the
+    description is blocking (``s`` has no timeout).
+    """
+    fd = os.dup(s.fileno())
+    try:
+        if _NONBLOCK_TYPE:
+            return _socket.socket(s.family, s.type | _NONBLOCK_TYPE, s.proto, fd)
+        # Elsewhere: create it, then restore the description's flag CPython may
+        # have set from the default timeout (the twin relies on MSG_DONTWAIT).
+        blocking = os.get_blocking(fd)
+        twin = _socket.socket(s.family, s.type, s.proto, fd)
+        twin.settimeout(None)
+        os.set_blocking(fd, blocking)
+        return twin
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _without_blocking(fd: int, call: Callable[[], _T]) -> _T:
+    """Run ``call`` (connect, accept: calls with no MSG_DONTWAIT) with the
+    descriptor non-blocking, restoring a blocking one right after."""
+    if not os.get_blocking(fd):
+        return call()
+    os.set_blocking(fd, False)
+    try:
+        return call()
+    finally:
+        os.set_blocking(fd, True)
 
 
 def _entry(
@@ -89,7 +156,9 @@ class TcpipProvider(ServiceProvider):
     """TCP and UDP over IPv4 and IPv6 through the operating system's sockets.
 
     Handles are the OS sockets' descriptors, registered with
-    ``modify_ifs_handle``: the entries set ``XP1_IFS_HANDLES``.
+    ``modify_ifs_handle``: the entries set ``XP1_IFS_HANDLES``.  Overlapped
+    operations run through the host's I/O engine (``upcalls.io_engine``), never
+    blocking the caller whatever the socket's timeout.
     """
 
     name = "tcpip"
@@ -110,6 +179,12 @@ class TcpipProvider(ServiceProvider):
         with self._lock:
             leftovers = list(self._open)
             self._open.clear()
+        # Abort every pending operation first, then close: closing one socket
+        # would otherwise complete its peer's pending receive with end of stream.
+        engine = self.upcalls._engine
+        if engine is not None:
+            for s in leftovers:
+                engine.cancel(s)
         for s in leftovers:
             try:
                 self.upcalls.close_socket_handle(s.handle)
@@ -119,6 +194,7 @@ class TcpipProvider(ServiceProvider):
 
     def _register(self, s: TcpipSocket, info: ProtocolInfo) -> TcpipSocket:
         s.protocol_info = info
+        s._twin = None
         try:
             s.handle = self.upcalls.modify_ifs_handle(info.catalog_entry_id, s.fileno())
         except BaseException:
@@ -158,9 +234,16 @@ class TcpipProvider(ServiceProvider):
         with self._lock:
             self._open.discard(s)
         try:
-            self.upcalls.close_socket_handle(s.handle)
+            # Pending overlapped operations complete (WSA_OPERATION_ABORTED)
+            # while the handle is still registered.  No engine: none pending.
+            engine = self.upcalls._engine
+            if engine is not None:
+                engine.cancel(s)
         finally:
-            s.close()
+            try:
+                self.upcalls.close_socket_handle(s.handle)
+            finally:
+                s.close()
 
     # -- data ---------------------------------------------------------------------
     def send(self, s: TcpipSocket, data: Any, flags: int) -> int:
@@ -213,6 +296,166 @@ class TcpipProvider(ServiceProvider):
             return s.recvfrom_into(buffer, nbytes, flags)
         except Exception as exc:
             raise _fail(exc, "recvfrom_into") from exc
+
+    # -- overlapped -----------------------------------------------------------------
+    # Each operation hands the host's I/O engine an *attempt*: the call made once,
+    # without blocking, through the socket's twin.  The engine tries it at once
+    # and again whenever the socket is ready, in order per direction, and
+    # completes it.  Errors raised here (before submitting) are bad arguments
+    # and complete nothing.
+    def _twin(self, s: TcpipSocket) -> _socket.socket:
+        twin = s._twin
+        if twin is None:
+            with self._lock:
+                twin = s._twin
+                if twin is None:
+                    try:
+                        twin = s._twin = _make_twin(s)
+                    except OSError as exc:
+                        raise from_os_error(exc, "overlapped operation") from exc
+        return twin
+
+    def _sender(self, s: TcpipSocket, data: Any, flags: int, op: str) -> Callable[[], int]:
+        """The attempt of a stream (or connected datagram) send: completes only
+        once every byte is sent; a partial send keeps the rest for next time."""
+        try:
+            view = memoryview(data)
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            total = view.nbytes
+            send_flags = flags | _DONTWAIT
+        except Exception as exc:
+            raise _fail(exc, op) from exc
+        send = self._twin(s).send
+
+        def attempt() -> int:
+            nonlocal view
+            try:
+                while True:
+                    n = send(view, send_flags)
+                    if n >= len(view):
+                        return total
+                    view = view[n:]
+            except BrokenPipeError as exc:
+                raise _not_connected_or(exc, s, op) from exc
+
+        return attempt
+
+    def send_overlapped(self, s: TcpipSocket, data: Any, flags: int, ov: Any) -> None:
+        attempt = self._sender(s, data, flags, "send")
+        self.upcalls.io_engine.submit(s.handle, s, WRITE, attempt, ov)
+
+    def sendto_overlapped(
+        self, s: TcpipSocket, data: Any, flags: int, address: Any, ov: Any
+    ) -> None:
+        if s.type == _socket.SOCK_STREAM:
+            # Connection-oriented: the address is ignored, as for sendto.
+            attempt = self._sender(s, data, flags, "sendto")
+        else:
+            try:
+                view = memoryview(data)
+                send_flags = flags | _DONTWAIT
+            except Exception as exc:
+                raise _fail(exc, "sendto") from exc
+            sendto = self._twin(s).sendto
+
+            def attempt() -> int:
+                try:
+                    return sendto(view, send_flags, address)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise _fail(exc, "sendto") from exc
+
+        self.upcalls.io_engine.submit(s.handle, s, WRITE, attempt, ov)
+
+    def recv_overlapped(self, s: TcpipSocket, bufsize: int, flags: int, ov: Any) -> None:
+        recv_flags = _recv_flags(bufsize, flags, "recv")
+        recv = self._twin(s).recv
+        if bufsize == 0:
+            # A zero-byte receive completes when data (or the end) is there to read.
+            def attempt() -> int:
+                recv(1, recv_flags | _socket.MSG_PEEK)
+                ov.data = b""
+                return 0
+        else:
+
+            def attempt() -> int:
+                data = ov.data = recv(bufsize, recv_flags)
+                return len(data)
+
+        self.upcalls.io_engine.submit(s.handle, s, READ, attempt, ov)
+
+    def recvfrom_overlapped(self, s: TcpipSocket, bufsize: int, flags: int, ov: Any) -> None:
+        recv_flags = _recv_flags(bufsize, flags, "recvfrom")
+        recvfrom = self._twin(s).recvfrom
+
+        def attempt() -> int:
+            data, ov.address = recvfrom(bufsize, recv_flags)
+            ov.data = data
+            return len(data)
+
+        self.upcalls.io_engine.submit(s.handle, s, READ, attempt, ov)
+
+    def connect_overlapped(self, s: TcpipSocket, address: Any, ov: Any) -> None:
+        twin = self._twin(s)
+        fd = twin.fileno()  # shares the open file description (and its flags) with s
+        started = False
+
+        def attempt() -> int:
+            nonlocal started
+            if not started:
+                started = True
+                try:
+                    err = _without_blocking(fd, lambda: twin.connect_ex(address))
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise _fail(exc, "connect") from exc
+                if err in _IN_PROGRESS:
+                    raise BlockingIOError(err, os.strerror(err))
+            else:  # writable: connected, or failed
+                err = twin.getsockopt(_socket.SOL_SOCKET, _socket.SO_ERROR)
+                if not err:
+                    try:
+                        twin.getpeername()
+                    except OSError as exc:
+                        if exc.errno != errno.ENOTCONN:
+                            raise
+                        raise BlockingIOError(errno.EINPROGRESS, "still connecting") from exc
+            if err:
+                raise OSError(err, os.strerror(err))
+            return 0
+
+        self.upcalls.io_engine.submit(s.handle, s, WRITE, attempt, ov)
+
+    def accept_overlapped(self, s: TcpipSocket, ov: Any) -> None:
+        twin = self._twin(s)
+        fd = twin.fileno()
+        accept = twin._accept  # type: ignore[attr-defined]
+
+        def attempt() -> int:
+            new_fd, address = _without_blocking(fd, accept)
+            try:
+                new = TcpipSocket(s.family, s.type, s.proto, fileno=new_fd)
+            except BaseException:
+                os.close(new_fd)
+                raise
+            new.setblocking(True)  # as accept(): a new socket starts blocking
+            ov.data = self._register(new, s.protocol_info)
+            ov.address = address
+            return 0
+
+        self.upcalls.io_engine.submit(s.handle, s, READ, attempt, ov)
+
+    def ioctl_overlapped(self, s: TcpipSocket, code: int, arg: Any, ov: Any) -> None:
+        if code not in (FIONBIO, FIONREAD):
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"unsupported ioctl code {code!r}; supported: FIONBIO, FIONREAD",
+            )
+
+        def attempt() -> int:
+            ov.data = self.ioctl(s, code, arg)
+            return 0
+
+        self.upcalls.io_engine.submit(s.handle, s, IMMEDIATE, attempt, ov)
 
     # -- control ------------------------------------------------------------------
     def bind(self, s: TcpipSocket, address: Any) -> None:
@@ -314,6 +557,15 @@ class TcpipProvider(ServiceProvider):
         w = [s for s in writers if events.get(s.fileno(), 0) & (_select.POLLOUT | _select.POLLERR)]
         x = [s for s in errors if events.get(s.fileno(), 0) & _select.POLLPRI]
         return r, w, x
+
+
+def _recv_flags(bufsize: object, flags: int, op: str) -> int:
+    if not isinstance(bufsize, int) or bufsize < 0:
+        raise_wsa(WSAErrorCode.WSAEINVAL, f"{op}: bufsize must be an int >= 0, got {bufsize!r}")
+    try:
+        return flags | _DONTWAIT
+    except TypeError as exc:
+        raise _fail(exc, op) from exc
 
 
 def _fionread(s: TcpipSocket) -> int:
