@@ -174,6 +174,33 @@ def test_completion_routine_runs_in_the_issuing_thread_only_when_alertable(
     close_all(cli, conn, srv)
 
 
+def test_datagrams_and_ioctl_overlapped(host: wspframe.Host, spec: str) -> None:
+    udp = next(e for e in host.entries_for(spec) if e.socket_type == wspframe.SOCK_DGRAM)
+    a = host.socket(protocol_info=udp, flags=WSA_FLAG_OVERLAPPED)
+    b = host.socket(protocol_info=udp, flags=WSA_FLAG_OVERLAPPED)
+    a.bind(("127.0.0.1", 0))
+    b.bind(("127.0.0.1", 0))
+    port = CompletionPort().associate(a, key=1).associate(b, key=2)
+    r = Overlapped()
+    b.recvfrom_overlapped(100, r)
+    s = Overlapped()
+    a.sendto_overlapped(b"datagram", b.getsockname(), s)
+    assert sorted(port.get(10).key for _ in range(2)) == [1, 2]
+    assert r.result(0) == (b"datagram", a.getsockname())
+    assert s.result(0) == 8
+    i = Overlapped()
+    b.ioctl_overlapped(wspframe.FIONREAD, 0, i)
+    assert port.get(10).overlapped is i and i.result(0) == 0
+    r2 = Overlapped()
+    b.recvfrom_overlapped(100, r2)
+    a.sendto_overlapped(b"wait", b.getsockname(), Overlapped())
+    assert b.get_overlapped_result(r2, wait=True) == (4, 0)
+    for _ in range(2):
+        port.get(10)
+    close_all(a, b)
+    port.close()
+
+
 def test_overlapped_needs_the_flag(host: wspframe.Host, spec: str) -> None:
     srv, cli, conn = stream_pair(host, spec, flags=0)
     with pytest.raises(WSAError) as info:
