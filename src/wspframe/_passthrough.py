@@ -36,6 +36,7 @@ class Observation(NamedTuple):
     op: str
     handle: int
     detail: str
+    nbytes: int = 0
 
 
 class ObserveLayer(LayeredProvider):
@@ -49,9 +50,21 @@ class ObserveLayer(LayeredProvider):
         self.events: list[Observation] = []
         self._lock = threading.Lock()
 
-    def _note(self, op: str, s: LayerSocket, detail: str) -> None:
+    def stats(self) -> dict[str, int]:
+        """Operation counts and bytes each way, for ``pytest --wsp-stats``."""
+        out: dict[str, int] = {}
         with self._lock:
-            self.events.append(Observation(op, s.handle, detail))
+            events = list(self.events)
+        for ev in events:
+            out[f"ops.{ev.op}"] = out.get(f"ops.{ev.op}", 0) + 1
+            if ev.nbytes:
+                key = "bytes_sent" if ev.op.startswith("send") else "bytes_received"
+                out[key] = out.get(key, 0) + ev.nbytes
+        return out
+
+    def _note(self, op: str, s: LayerSocket, detail: str, nbytes: int = 0) -> None:
+        with self._lock:
+            self.events.append(Observation(op, s.handle, detail, nbytes))
 
     def _call(self, op: str, s: LayerSocket, fn: Any, *args: Any) -> Any:
         try:
@@ -81,22 +94,22 @@ class ObserveLayer(LayeredProvider):
 
     def send(self, s: LayerSocket, data: Any, flags: int) -> int:
         n: int = self._call("send", s, s.lower.send, data, flags)
-        self._note("send", s, f"{n} bytes")
+        self._note("send", s, f"{n} bytes", n)
         return n
 
     def recv(self, s: LayerSocket, bufsize: int, flags: int) -> bytes:
         data: bytes = self._call("recv", s, s.lower.recv, bufsize, flags)
-        self._note("recv", s, f"{len(data)} bytes")
+        self._note("recv", s, f"{len(data)} bytes", len(data))
         return data
 
     def sendto(self, s: LayerSocket, data: Any, flags: int, address: Any) -> int:
         n: int = self._call("sendto", s, s.lower.sendto, data, flags, address)
-        self._note("sendto", s, f"{n} bytes to {address}")
+        self._note("sendto", s, f"{n} bytes to {address}", n)
         return n
 
     def recvfrom(self, s: LayerSocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
         data, address = self._call("recvfrom", s, s.lower.recvfrom, bufsize, flags)
-        self._note("recvfrom", s, f"{len(data)} bytes from {address}")
+        self._note("recvfrom", s, f"{len(data)} bytes from {address}", len(data))
         return data, address
 
     def shutdown(self, s: LayerSocket, how: int) -> None:
