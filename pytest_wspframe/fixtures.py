@@ -98,12 +98,12 @@ class ChainView:
         """The base provider instance."""
         return self.host.provider(self.parsed.base.name)
 
-    def entry(self, af: int | None = None, type: int | None = None) -> Any:  # noqa: A002
+    def entry(self, af: int | None = None, type: int | None = None) -> Any:
         """The chain's catalog entry for ``af``/``type`` (default AF_INET, SOCK_STREAM)."""
         import wspframe
 
         af = wspframe.AF_INET if af is None else af
-        type = wspframe.SOCK_STREAM if type is None else type  # noqa: A001
+        type = wspframe.SOCK_STREAM if type is None else type
         for e in self.entries:
             if e.address_family == af and e.socket_type == type:
                 return e
@@ -165,7 +165,7 @@ def wsp_socket(wsp_host: Any, wsp_chain: ChainView) -> Iterator[Callable[..., An
     type=SOCK_STREAM, flags=0)``.  Every socket it made is closed at teardown."""
     made: list[Any] = []
 
-    def factory(af: int | None = None, type: int | None = None, flags: int = 0) -> Any:  # noqa: A002
+    def factory(af: int | None = None, type: int | None = None, flags: int = 0) -> Any:
         sock = wsp_host.socket(protocol_info=wsp_chain.entry(af, type), flags=flags)
         made.append(sock)
         return sock
