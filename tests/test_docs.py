@@ -40,6 +40,7 @@ EXPECTED_DOCS = (
     "providers.md",
     "writing-a-provider.md",
     "overlapped.md",
+    "pytest.md",
     "demo.md",
 )
 #: Fence languages for blocks that are shown, not run.
