@@ -69,7 +69,7 @@ from ._overlapped import (
     sleep_ex,
     wait_for_multiple_events,
 )
-from ._protocol import ProtocolInfo, provider_uuid
+from ._protocol import ProtocolInfo, ip_entries, provider_uuid
 from ._socket import Socket
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
 from ._spi import LayeredProvider, LayerSocket, ServiceProvider, resolve_triplet
@@ -95,6 +95,7 @@ __all__ = [
     "load_config",
     "FIRST_CATALOG_ID",
     "provider_uuid",
+    "ip_entries",
     # overlapped I/O
     "Overlapped",
     "Event",

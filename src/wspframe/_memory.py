@@ -95,17 +95,15 @@ from ._constants import (
     FIONREAD,
     IPPROTO_TCP,
     IPPROTO_UDP,
-    PFL,
     SD_BOTH,
     SD_RECEIVE,
     SD_SEND,
     SOCK_DGRAM,
     SOCK_STREAM,
-    XP1,
     IoctlCode,
 )
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, report_unraisable, wsa_error
-from ._protocol import ProtocolInfo
+from ._protocol import MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, ProtocolInfo, ip_entries
 from ._spi import ServiceProvider, format_address, resolve_triplet
 
 if TYPE_CHECKING:
@@ -147,17 +145,6 @@ _SO_BROADCAST: Final = _socket.SO_BROADCAST
 _IPPROTO_TCP: Final = _socket.IPPROTO_TCP
 _TCP_NODELAY: Final = _socket.TCP_NODELAY
 _INT: Final = struct.Struct("i")
-
-#: Largest UDP payloads: 65535 minus the IP (v4 only) and UDP headers.
-MAX_DATAGRAM_V4: Final = 65507
-MAX_DATAGRAM_V6: Final = 65527
-
-_TCP_FLAGS: Final = (
-    XP1.GUARANTEED_DELIVERY | XP1.GUARANTEED_ORDER | XP1.GRACEFUL_CLOSE | XP1.EXPEDITED_DATA
-)
-_UDP_FLAGS: Final = (
-    XP1.CONNECTIONLESS | XP1.MESSAGE_ORIENTED | XP1.SUPPORT_BROADCAST | XP1.SUPPORT_MULTIPOINT
-)
 
 
 # Kinds of _Op, and what ``result`` holds for each.
@@ -1007,50 +994,7 @@ class MemoryProvider(ServiceProvider):
 
     name = "memory"
     description = "in-process virtual network (TCP/UDP semantics, no OS sockets)"
-    protocols: ClassVar[Sequence[ProtocolInfo]] = (
-        ProtocolInfo(
-            name="memory [TCP/IP]",
-            address_family=AF_INET,
-            socket_type=SOCK_STREAM,
-            protocol=IPPROTO_TCP,
-            service_flags=_TCP_FLAGS,
-            provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
-            max_sockaddr=16,
-            min_sockaddr=16,
-        ),
-        ProtocolInfo(
-            name="memory [UDP/IP]",
-            address_family=AF_INET,
-            socket_type=SOCK_DGRAM,
-            protocol=IPPROTO_UDP,
-            service_flags=_UDP_FLAGS,
-            provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
-            max_sockaddr=16,
-            min_sockaddr=16,
-            message_size=MAX_DATAGRAM_V4,
-        ),
-        ProtocolInfo(
-            name="memory [TCP/IPv6]",
-            address_family=AF_INET6,
-            socket_type=SOCK_STREAM,
-            protocol=IPPROTO_TCP,
-            service_flags=_TCP_FLAGS,
-            provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
-            max_sockaddr=28,
-            min_sockaddr=28,
-        ),
-        ProtocolInfo(
-            name="memory [UDP/IPv6]",
-            address_family=AF_INET6,
-            socket_type=SOCK_DGRAM,
-            protocol=IPPROTO_UDP,
-            service_flags=_UDP_FLAGS,
-            provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
-            max_sockaddr=28,
-            min_sockaddr=28,
-            message_size=MAX_DATAGRAM_V6,
-        ),
-    )
+    protocols: ClassVar[Sequence[ProtocolInfo]] = ip_entries("memory", ifs=False)
 
     #: Default SO_RCVBUF/SO_SNDBUF: the bound of each direction's queue.
     BUFFER_SIZE: ClassVar[int] = 256 * 1024

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from ._constants import MAX_PROTOCOL_CHAIN, PFL, WSAPROTOCOL_LEN, XP1
 
-__all__ = ["ProtocolInfo", "provider_uuid"]
+__all__ = ["MAX_DATAGRAM_V4", "MAX_DATAGRAM_V6", "ProtocolInfo", "ip_entries", "provider_uuid"]
 
 #: Namespace of the provider ids wspframe derives from names.
 _NAMESPACE: Final = uuid.UUID("5f0c4a47-3f7c-5b2a-9d6e-77737066726d")
@@ -177,3 +177,47 @@ class ProtocolInfo:
             f"af={self.address_family}, type={self.socket_type}, protocol={self.protocol}, "
             f"chain={self.chain}, service_flags={int(self.service_flags):#x})"
         )
+
+
+#: Largest UDP payloads over IPv4 and IPv6 (the UDP entries' ``message_size``).
+MAX_DATAGRAM_V4: Final = 65507
+MAX_DATAGRAM_V6: Final = 65527
+
+
+def ip_entries(provider: str, *, ifs: bool) -> tuple[ProtocolInfo, ...]:
+    """The four TCP/UDP over IPv4/IPv6 entry templates of an IP provider, with
+    Winsock's service flags (TCP 0x20066, UDP 0x20609; without
+    ``XP1_IFS_HANDLES`` unless ``ifs``), named ``"<provider> [TCP/IP]"`` and so on."""
+    from socket import AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP, SOCK_DGRAM, SOCK_STREAM
+
+    ifs_flag = XP1.IFS_HANDLES if ifs else XP1(0)
+    tcp = XP1(0x66) | ifs_flag
+    udp = XP1(0x609) | ifs_flag
+    rows = (
+        ("TCP/IP", AF_INET, SOCK_STREAM, IPPROTO_TCP, tcp, 16, 0),
+        ("UDP/IP", AF_INET, SOCK_DGRAM, IPPROTO_UDP, udp, 16, MAX_DATAGRAM_V4),
+        ("TCP/IPv6", AF_INET6, SOCK_STREAM, IPPROTO_TCP, tcp, 28, 0),
+        (
+            "UDP/IPv6",
+            AF_INET6,
+            SOCK_DGRAM,
+            IPPROTO_UDP,
+            udp,
+            28,
+            MAX_DATAGRAM_V6,
+        ),
+    )
+    return tuple(
+        ProtocolInfo(
+            name=f"{provider} [{label}]",
+            address_family=af,
+            socket_type=kind,
+            protocol=proto,
+            service_flags=flags,
+            provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
+            max_sockaddr=size,
+            min_sockaddr=size,
+            message_size=msg,
+        )
+        for label, af, kind, proto, flags, size, msg in rows
+    )

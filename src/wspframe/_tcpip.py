@@ -17,26 +17,16 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from ._constants import (
-    AF_INET,
-    AF_INET6,
     FIONBIO,
     FIONREAD,
-    IPPROTO_TCP,
-    IPPROTO_UDP,
-    PFL,
-    SOCK_DGRAM,
-    SOCK_STREAM,
-    XP1,
 )
 from ._engine import IMMEDIATE, READ, WRITE
 from ._errors import WSAError, WSAErrorCode, contain, from_os_error, raise_wsa, wsa_error
-from ._protocol import ProtocolInfo
+from ._protocol import ProtocolInfo, ip_entries
 from ._spi import ServiceProvider, resolve_triplet
 
 __all__ = ["TcpipProvider", "TcpipSocket"]
 
-TCP_FLAGS: Final = XP1(0x20066)
-UDP_FLAGS: Final = XP1(0x20609)
 
 _DONTWAIT: Final = getattr(_socket, "MSG_DONTWAIT", 0)
 _NONBLOCK_TYPE: Final = getattr(_socket, "SOCK_NONBLOCK", 0)
@@ -136,22 +126,6 @@ def _without_blocking(fd: int, call: Callable[[], _T]) -> _T:
         os.set_blocking(fd, True)
 
 
-def _entry(
-    name: str, af: int, type_: int, proto: int, flags: XP1, size: int, msg: int
-) -> ProtocolInfo:
-    return ProtocolInfo(
-        name=f"tcpip [{name}]",
-        address_family=af,
-        socket_type=type_,
-        protocol=proto,
-        service_flags=flags,
-        provider_flags=PFL.MATCHES_PROTOCOL_ZERO,
-        max_sockaddr=size,
-        min_sockaddr=size,
-        message_size=msg,
-    )
-
-
 class TcpipProvider(ServiceProvider):
     """TCP and UDP over IPv4 and IPv6 through the operating system's sockets.
 
@@ -163,12 +137,7 @@ class TcpipProvider(ServiceProvider):
 
     name = "tcpip"
     description = "TCP/UDP over IPv4/IPv6 through the operating system (IFS handles)"
-    protocols = (
-        _entry("TCP/IP", AF_INET, SOCK_STREAM, IPPROTO_TCP, TCP_FLAGS, 16, 0),
-        _entry("UDP/IP", AF_INET, SOCK_DGRAM, IPPROTO_UDP, UDP_FLAGS, 16, 65507),
-        _entry("TCP/IPv6", AF_INET6, SOCK_STREAM, IPPROTO_TCP, TCP_FLAGS, 28, 0),
-        _entry("UDP/IPv6", AF_INET6, SOCK_DGRAM, IPPROTO_UDP, UDP_FLAGS, 28, 65527),
-    )
+    protocols = ip_entries("tcpip", ifs=True)
 
     def startup(self, upcalls: Any) -> None:
         super().startup(upcalls)
