@@ -9,15 +9,18 @@ independent (and safe under pytest-xdist, which runs them anywhere).
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pluggy
 import pytest
 
-from .plugin import seed_key
+from .plugin import CONFORMANCE_DIR, providers_key, seed_key
 
+# Frames in these folders are the machinery, not the test that made a socket
+# (the conformance suite, though inside the package, is a test).
+_USER = str(CONFORMANCE_DIR)
 _INTERNAL = (
     str(Path(__file__).parent),
     str(Path(__import__("wspframe").__file__).parent),
@@ -27,7 +30,8 @@ _INTERNAL = (
 
 def _where_created() -> str:
     for frame in reversed(traceback.extract_stack()[:-1]):
-        if not frame.filename.startswith(_INTERNAL) and "pluggy" not in frame.filename:
+        name = frame.filename
+        if name.startswith(_USER) or (not name.startswith(_INTERNAL) and "pluggy" not in name):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "(unknown)"
 
@@ -123,13 +127,19 @@ def _wsp_spec(request: pytest.FixtureRequest) -> str:
     return str(spec)
 
 
+def new_host(config: pytest.Config, spec: str, hooks: Sequence[object] = ()) -> Any:
+    """A :class:`wspframe.Host` (not started) as ``wsp_host`` makes it: ``spec``
+    installed first, with the run's extra providers (``--wsp-provider``)."""
+    import wspframe
+
+    return wspframe.Host(chains=[spec], hooks=hooks, providers=config.stash.get(providers_key, []))
+
+
 @pytest.fixture
 def wsp_host(request: pytest.FixtureRequest, _wsp_spec: str) -> Iterator[Any]:
     """A started :class:`wspframe.Host` with the test's chain installed first."""
-    import wspframe
-
     tracker = LeakTracker()
-    host = wspframe.Host(chains=[_wsp_spec], hooks=[tracker])
+    host = new_host(request.config, _wsp_spec, hooks=[tracker])
     host.startup()
     seed = request.config.stash[seed_key]
     view = ChainView(host, _wsp_spec)

@@ -5,6 +5,12 @@ Precedence of the chains: ``--wsp-chain`` (repeatable) > ``WSPFRAME_CHAIN``
 the default, ``memory``.  A ``@pytest.mark.wsp_chain(...)`` marker overrides
 them for a test, class or module.  Every test that uses a wsp fixture runs
 once per chain, with the spec as its id.
+
+Providers come from discovery (the ``wspframe.providers`` entry points), plus
+the classes named by import path (``module:Class``) with ``--wsp-provider``
+(repeatable) and the ``wsp_providers`` ini key (one per line): a layer under
+development can be tested, or run through the conformance suite, before it
+is packaged.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ DEFAULT_CHAIN = "memory"
 CONFORMANCE_DIR = Path(__file__).parent / "conformance"
 
 chains_key = pytest.StashKey[list[str]]()
+providers_key = pytest.StashKey[list[type[Any]]]()
 seed_key = pytest.StashKey[int]()
 seed_given_key = pytest.StashKey[bool]()
 
@@ -42,6 +49,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="run wsp fixtures through this chain, e.g. trace,faults[latency=5ms],tcpip "
         "(repeat to run each test once per chain)",
+    )
+    group.addoption(
+        "--wsp-provider",
+        action="append",
+        dest="wsp_provider",
+        default=None,
+        metavar="MODULE:CLASS",
+        help="add a provider class by import path, e.g. mypkg.layers:Shout (repeatable)",
     )
     group.addoption(
         "--wsp-catalog",
@@ -71,6 +86,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("wsp_chain", type="linelist", help="chain spec(s), one per line")
     parser.addini(
+        "wsp_providers",
+        type="linelist",
+        help="provider classes to add by import path (module:Class), one per line",
+    )
+    parser.addini(
         "wsp_leak_check",
         type="bool",
         default=True,
@@ -90,11 +110,44 @@ def configured_chains(config: pytest.Config) -> list[str]:
     return ini or [DEFAULT_CHAIN]
 
 
-def validate_chains(specs: Sequence[str], where: str) -> list[str]:
+def configured_providers(config: pytest.Config) -> list[type[Any]]:
+    """The provider classes named by the ``wsp_providers`` ini key and
+    ``--wsp-provider``, imported; a pytest.UsageError names a bad one."""
+    import importlib
+
+    from wspframe._discovery import provider_problem
+
+    paths = [*config.getini("wsp_providers"), *(config.getoption("wsp_provider") or [])]
+    out: list[type[Any]] = []
+    for path in (p.strip() for p in paths):
+        if not path:
+            continue
+        module_name, sep, attr = path.partition(":")
+        if not sep or not module_name or not attr:
+            raise pytest.UsageError(
+                f"wsp_providers: a provider must be given as module:Class, got {path!r}"
+            )
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:
+            raise pytest.UsageError(f"wsp_providers: cannot import {path!r}: {exc!r}") from None
+        problem = provider_problem(obj)
+        if problem:
+            raise pytest.UsageError(f"wsp_providers: {path!r}: {problem}")
+        if obj not in out:
+            out.append(obj)
+    return out
+
+
+def validate_chains(
+    specs: Sequence[str], where: str, providers: Sequence[type[Any]] = ()
+) -> list[str]:
     """Canonical specs, or a pytest.UsageError naming the installed providers."""
     import wspframe
 
-    host = wspframe.Host(config=False)
+    host = wspframe.Host(config=False, providers=providers)
     out = []
     for spec in specs:
         try:
@@ -117,8 +170,9 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     import wspframe
     from wspframe._cli import format_catalog
 
-    chains = validate_chains(configured_chains(config), "--wsp-chain")
-    host = wspframe.Host(chains=chains, config=False)
+    providers = configured_providers(config)
+    chains = validate_chains(configured_chains(config), "--wsp-chain", providers)
+    host = wspframe.Host(chains=chains, config=False, providers=providers)
     print(format_catalog(host, host.enum_all()), end="")
     return 0
 
@@ -128,7 +182,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "wsp_chain(*specs): run this test's wsp fixtures through these chains instead",
     )
-    config.stash[chains_key] = validate_chains(configured_chains(config), _source(config))
+    providers = config.stash[providers_key] = configured_providers(config)
+    config.stash[chains_key] = validate_chains(
+        configured_chains(config), _source(config), providers
+    )
     seed = config.getoption("wsp_seed")
     workerinput = getattr(config, "workerinput", None)
     if seed is None and workerinput is not None and "wsp_seed" in workerinput:
@@ -167,7 +224,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     seed = config.stash[seed_key]
     given = "" if config.stash[seed_given_key] else f" (replay with --wsp-seed={seed})"
     lines = [f"wspframe {wspframe.__version__}: chains {', '.join(chains)}; seed {seed}{given}"]
-    discovery = wspframe.discover()
+    discovery = wspframe.discover(extra=config.stash.get(providers_key, []))
     lines.append(f"wspframe providers: {', '.join(sorted(discovery.providers))}")
     for failure in discovery.failures:
         lines.append(f"wspframe plugin failed to load: {failure}")
@@ -182,7 +239,11 @@ def chains_for(item_or_metafunc: Any, config: pytest.Config) -> list[str]:
         return config.stash[chains_key]
     if not marker.args:
         raise pytest.UsageError(f"{definition.nodeid}: wsp_chain marker needs at least one spec")
-    return validate_chains([str(a) for a in marker.args], f"{definition.nodeid}: wsp_chain marker")
+    return validate_chains(
+        [str(a) for a in marker.args],
+        f"{definition.nodeid}: wsp_chain marker",
+        config.stash.get(providers_key, []),
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

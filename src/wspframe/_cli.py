@@ -198,6 +198,19 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
+    import pytest
+
+    argv = ["--wsp-conformance", *(f"--wsp-chain={spec}" for spec in args.spec)]
+    argv += [f"--wsp-provider={path}" for path in args.provider or ()]
+    if args.seed is not None:
+        argv.append(f"--wsp-seed={args.seed}")
+    if args.k:
+        argv += ["-k", args.k]
+    argv += ["-p", "no:cacheprovider", "-v" if args.verbose else "-q"]
+    return int(pytest.main(argv))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wspframe", description="The Winsock SPI in Python: catalog, providers, chains."
@@ -224,6 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="memory", help="base provider (default: memory; or tcpip)")
     p.add_argument("--chain", metavar="SPEC", help="the whole chain (default: observe,BASE)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser(
+        "conformance", help="run the SPI conformance suite (pytest) against chain(s)"
+    )
+    p.add_argument("spec", nargs="+", help="chain spec(s), e.g. mylayer,tcpip")
+    p.add_argument(
+        "--provider",
+        action="append",
+        metavar="MODULE:CLASS",
+        help="add a provider class by import path (repeatable)",
+    )
+    p.add_argument("--seed", type=int, help="seed for the randomised checks (replay a run)")
+    p.add_argument("-k", metavar="EXPR", help="only the checks matching this pytest expression")
+    p.add_argument("-v", "--verbose", action="store_true", help="one line per check")
+    p.set_defaults(func=_cmd_conformance)
     return parser
 
 
