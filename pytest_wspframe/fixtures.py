@@ -21,17 +21,24 @@ from .plugin import CONFORMANCE_DIR, providers_key, seed_key
 # Frames in these folders are the machinery, not the test that made a socket
 # (the conformance suite, though inside the package, is a test).
 _USER = str(CONFORMANCE_DIR)
-_INTERNAL = (
-    str(Path(__file__).parent),
-    str(Path(__import__("wspframe").__file__).parent),
-    str(Path(pytest.__file__).parent.parent),
-)
+
+
+def _internal() -> tuple[str, ...]:
+    # Computed when first needed: importing wspframe is not the plugin's load cost.
+    import wspframe
+
+    return (
+        str(Path(__file__).parent),
+        str(Path(wspframe.__file__).parent),
+        str(Path(pytest.__file__).parent.parent),
+    )
 
 
 def _where_created() -> str:
+    internal = _internal()
     for frame in reversed(traceback.extract_stack()[:-1]):
         name = frame.filename
-        if name.startswith(_USER) or (not name.startswith(_INTERNAL) and "pluggy" not in name):
+        if name.startswith(_USER) or (not name.startswith(internal) and "pluggy" not in name):
             return f"{frame.filename}:{frame.lineno} in {frame.name}"
     return "(unknown)"
 
