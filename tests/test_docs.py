@@ -41,6 +41,9 @@ EXPECTED_DOCS = (
     "writing-a-provider.md",
     "overlapped.md",
     "pytest.md",
+    "trace.md",
+    "faults.md",
+    "write-your-own-layer.md",
     "demo.md",
 )
 #: Fence languages for blocks that are shown, not run.
