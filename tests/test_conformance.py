@@ -130,7 +130,7 @@ class SkipsImmediate(LayeredProvider):
         if s.lower.ioctl(FIONREAD, 0):
             ov.data = s.lower.recv(bufsize, flags)
             ov.nbytes, ov.error, ov.pending = len(ov.data), 0, False
-            ov._done.set()  # done, but no port, event or routine hears of it
+            ov._finished = True  # done, but no port, event or routine hears of it
             return
         super().recv_overlapped(s, bufsize, flags, ov)
 

@@ -47,6 +47,11 @@ class Catalog:
         self._next_id = FIRST_CATALOG_ID
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, list[ProtocolInfo]], None]] = []
+        #: (af, type, protocol) -> what candidates() yields, then raises; kept
+        #: until the catalog changes (the walk's flag arithmetic is slow).
+        self._picks: dict[
+            tuple[int, int, int], tuple[tuple[ProtocolInfo, ...], tuple[WSAErrorCode, str]]
+        ] = {}
 
     # -- reading -------------------------------------------------------------
     def __iter__(self) -> Iterator[ProtocolInfo]:
@@ -102,6 +107,7 @@ class Catalog:
         self._listeners.append(listener)
 
     def _changed(self, action: str, entries: list[ProtocolInfo]) -> None:
+        self._picks.clear()
         for listener in list(self._listeners):
             listener(action, entries)
 
@@ -209,6 +215,7 @@ class Catalog:
             rest = [e for e in self._entries if e.provider_id != provider_id]
             first = min(i for i, e in enumerate(rest) if e.catalog_entry_id in set(base_ids))
             self._entries = rest[:first] + installed + rest[first:]
+            self._picks.clear()
         return installed
 
     def deinstall(self, provider_id: uuid.UUID) -> list[ProtocolInfo]:
@@ -363,9 +370,22 @@ class Catalog:
         The iterator is what lets ``socket()`` resume the walk when a provider
         declines with WSAEINPROGRESS.
         """
+        key = (af, type_, protocol)
+        picked = self._picks.get(key)
+        if picked is None:
+            with self._lock:
+                picked = self._picks[key] = self._walk(af, type_, protocol)
+        yield from picked[0]
+        raise_wsa(*picked[1])
+
+    def _walk(
+        self, af: int, type_: int, protocol: int
+    ) -> tuple[tuple[ProtocolInfo, ...], tuple[WSAErrorCode, str]]:
+        """The matches of :meth:`candidates`, in order, and the mismatch to raise after."""
         entries = [e for e in self._entries if not e.is_layered and not e.is_hidden]
         if not entries:
-            raise_wsa(WSAErrorCode.WSAEINVAL, "the catalog holds no selectable protocol entry")
+            return (), (WSAErrorCode.WSAEINVAL, "the catalog holds no selectable protocol entry")
+        matches: list[ProtocolInfo] = []
         mismatch = (WSAErrorCode.WSAEINVAL, "no protocol entry")
         zero_pick = protocol == 0 and any(
             e.provider_flags & PFL.MATCHES_PROTOCOL_ZERO for e in entries
@@ -414,5 +434,5 @@ class Catalog:
                 )
             ):
                 continue
-            yield entry
-        raise_wsa(*mismatch)
+            matches.append(entry)
+        return tuple(matches), mismatch

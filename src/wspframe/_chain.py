@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 __all__ = ["Dispatch", "NextLayer", "compile_levels", "overridden_operations"]
 
 _SKIPPABLE: Final = (*DATA_OPERATIONS, *OVERLAPPED_OPERATIONS)
+#: Operations bound when a Dispatch is made (the data path); the others are
+#: bound on first use.  A type with ``__getattr__`` defeats CPython's
+#: attribute specialization for every ``s.lower.send`` in every layer, so
+#: Dispatch has none.
+_HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
 _SLOTS: Final = (
     "level",
     "context",
@@ -80,6 +85,7 @@ class NextLayer:
 
     below: NextLayer | None
     targets: dict[str, NextLayer]
+    own_hot: tuple[bool, ...] | None
 
     __slots__ = (
         "below",
@@ -89,6 +95,7 @@ class NextLayer:
         "index",
         "is_base",
         "overrides",
+        "own_hot",
         "protocol_info",
         "provider",
         "table",
@@ -138,6 +145,10 @@ class NextLayer:
                 assert below is not None
                 targets[op] = below.targets[op]
         self.targets = targets
+        # The data path, bound when a Dispatch is made: which operations of it
+        # this level runs itself (the others are the level below's).
+        own = tuple(targets[op] is self for op in _HOT)
+        self.own_hot = None if all(own) else own
 
     @property
     def name(self) -> str:
@@ -253,6 +264,9 @@ def _accept(level: NextLayer, ctx: Any) -> tuple[Dispatch, Any]:
     return level.adopt(new_ctx), address
 
 
+_COLD: Final = tuple(op for op in _SLOTS[3:] if op not in _HOT)
+
+
 class Dispatch:
     """The bound dispatch table of one socket, from one level of its chain down.
 
@@ -261,7 +275,7 @@ class Dispatch:
     rest of the chain through ``s.lower``, which is a ``Dispatch``.
     """
 
-    __slots__ = _SLOTS
+    __slots__ = ("_cold", "context", "handle", "level", *_HOT)
 
     level: NextLayer
     context: Any
@@ -271,14 +285,42 @@ class Dispatch:
         self.level = level
         self.context = context
         self.handle = context.handle
+        self._cold: dict[str, Callable[..., Any]] | None = None
+        # The level below is complete already: a level that does not override
+        # an operation shares the callable bound below.  Bound here, per
+        # socket, from the provider instance (as a lazy bind would).
+        provider = level.provider
+        own = level.own_hot
+        if own is None:  # the base, or a layer overriding all of them
+            self.send = _bind(provider, "send", context)
+            self.recv = _bind(provider, "recv", context)
+            self.recv_into = _bind(provider, "recv_into", context)
+            self.sendto = _bind(provider, "sendto", context)
+            self.recvfrom = _bind(provider, "recvfrom", context)
+            self.recvfrom_into = _bind(provider, "recvfrom_into", context)
+            return
+        lower = context.lower
+        self.send = _bind(provider, "send", context) if own[0] else lower.send
+        self.recv = _bind(provider, "recv", context) if own[1] else lower.recv
+        self.recv_into = _bind(provider, "recv_into", context) if own[2] else lower.recv_into
+        self.sendto = _bind(provider, "sendto", context) if own[3] else lower.sendto
+        self.recvfrom = _bind(provider, "recvfrom", context) if own[4] else lower.recvfrom
+        self.recvfrom_into = (
+            _bind(provider, "recvfrom_into", context) if own[5] else lower.recvfrom_into
+        )
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached while the slot is still unset: bind once, then cache.
-        if name not in _SLOTS:
-            raise AttributeError(name)
-        fn = self.level.bind(name, self.context)
-        object.__setattr__(self, name, fn)
+    def _bound(self, name: str) -> Callable[..., Any]:
+        cold = self._cold
+        if cold is None:
+            cold = self._cold = {}
+        fn = cold.get(name)
+        if fn is None:
+            fn = cold[name] = self.level.bind(name, self.context)
         return fn
+
+    if TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def contexts(self) -> list[Any]:
         """This socket's context at this level and every level below it."""
@@ -291,6 +333,18 @@ class Dispatch:
 
     def __repr__(self) -> str:
         return f"<Dispatch {self.level.name!r} handle={self.handle}>"
+
+
+def _cold_method(name: str) -> Callable[..., Any]:
+    def call(self: Dispatch, *args: Any) -> Any:
+        return self._bound(name)(*args)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+for _name in _COLD:
+    setattr(Dispatch, _name, _cold_method(_name))
 
 
 def compile_levels(

@@ -109,12 +109,15 @@ class HandleTable:
             raise_wsa(
                 WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}"
             )
-        try:
-            mode = os.fstat(os_handle).st_mode
-        except OSError:
-            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not open")
-        if not stat.S_ISSOCK(mode):
-            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
+        record = self._records.get(os_handle)
+        if record is None or not record.ifs:
+            # A layer stacking on a registered IFS handle needs no new check.
+            try:
+                mode = os.fstat(os_handle).st_mode
+            except OSError:
+                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not open")
+            if not stat.S_ISSOCK(mode):
+                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
         with self._lock:
             record = self._records.get(os_handle)
             if record is None:

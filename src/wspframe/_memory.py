@@ -85,7 +85,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from ._constants import (
@@ -333,9 +333,11 @@ class MemoryNetwork:
         "_cond",
         "_done",
         "_drainer",
+        "_handoff",
         "_lock",
         "_next_port",
         "_ports",
+        "_settling",
         "_sockets",
         "_tls",
         "_upcalls",
@@ -360,6 +362,11 @@ class MemoryNetwork:
         self._done: deque[_Op] = deque()
         #: The thread delivering them (0: none), see _drain().
         self._drainer = 0
+        #: Threads in _settle() (closing a socket): while any is, producers wait
+        #: to take delivery over instead of flooding the settling drainer.
+        self._settling = 0
+        #: Producers waiting to take delivery over from a settling drainer.
+        self._handoff = 0
         #: Per thread: the sockets whose completions it is delivering.
         self._tls = threading.local()
         #: The provider's upcalls (set at startup): completions and handles.
@@ -590,7 +597,7 @@ class MemoryNetwork:
                 self._flow_in(s)
 
     # -- delivery (lock not held) -----------------------------------------------
-    def _drain(self, force: bool = False) -> None:
+    def _drain(self, force: bool = False, until: Callable[[], bool] | None = None) -> None:
         """Deliver the queued completions, in order, outside the lock.
 
         One thread delivers at a time; the others leave theirs to it.  Called
@@ -611,7 +618,7 @@ class MemoryNetwork:
                     if s is not None:
                         s.undelivered -= 1
                         s = None
-                        if self._waiting:
+                        if self._waiting or self._handoff:
                             self._cond.notify_all()
                     owner = self._drainer
                     if nested is None:
@@ -620,9 +627,25 @@ class MemoryNetwork:
                                 return
                             nested = True
                         elif owner:
-                            return
+                            if not self._settling or force:
+                                return
+                            # The drainer is closing a socket: take delivery over
+                            # once it is done, so it is not flooded forever.
+                            self._handoff += 1
+                            try:
+                                while self._drainer and self._settling:
+                                    self._cond.wait(0.05)
+                            finally:
+                                self._handoff -= 1
+                            continue
                         else:
                             nested = False
+                    if until is not None and until() and (nested or self._handoff or not done):
+                        # Settled: leave the rest to the producer waiting for it.
+                        if not nested and self._drainer == me:
+                            self._drainer = 0
+                            self._cond.notify_all()
+                        return
                     elif owner != me and owner:  # taken over while a callback slept
                         return
                     if not done:
@@ -695,12 +718,33 @@ class MemoryNetwork:
     def _settle(self, s: MemorySocket) -> None:
         """Wait until every completion of ``s`` (closed: no more come) has been
         delivered, delivering them if no other thread does; a completion of ``s``
-        this thread is delivering (it called close) does not count."""
-        self._drain(force=True)
+        this thread is delivering (it called close) does not count.
+
+        Other threads that keep completing operations meanwhile wait to take
+        the delivery over, so a close cannot be starved by them."""
         own = self._delivering().count(s)
+
+        def settled() -> bool:
+            return s.undelivered <= own
+
         with self._lock:
-            while s.undelivered > own:
-                self._sleep(None)
+            self._settling += 1
+        try:
+            while True:
+                self._drain(force=True, until=settled)
+                with self._lock:
+                    if settled():
+                        return
+                    # Another thread is delivering them: wait for it.
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(0.05)
+                    finally:
+                        self._waiting -= 1
+        finally:
+            with self._lock:
+                self._settling -= 1
+                self._cond.notify_all()
 
     def _ephemeral(self, key: tuple[int, int]) -> int:
         table = self._ports.get(key, {})
@@ -1443,7 +1487,6 @@ class MemoryProvider(ServiceProvider):
                 and net.is_up
                 and peer.state == _CONNECTED
                 and not peer.recv_shut
-                and not peer.rq
             ):
                 # Sends queued on s leave the peer no room (see MemorySocket.sq),
                 # so this cannot overtake them.
@@ -1452,10 +1495,21 @@ class MemoryProvider(ServiceProvider):
                     if n:
                         peer.chunks.append(data)
                         peer.rlen += n
+                        if peer.rq:
+                            # Receives wait at the peer: they take it now, in order.
+                            net._serve_stream(peer)
                         if net._waiting:
                             net._cond.notify_all()
-                    return n
-        return self._send_slow(s, data, flags)
+                    sent = True
+                else:
+                    sent = False
+            else:
+                sent = False
+        if not sent:
+            return self._send_slow(s, data, flags)
+        if net._done:
+            net._drain()
+        return n
 
     def _send_slow(self, s: MemorySocket, data: bytes, flags: int) -> int:
         net = self.network

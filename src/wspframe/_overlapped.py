@@ -296,12 +296,13 @@ class Overlapped:
     __slots__ = (
         "__weakref__",
         "_callback",
-        "_done",
+        "_finished",
         "_finisher",
         "_owner",
         "_port",
         "_routine",
         "_thread",
+        "_waiter",
         "address",
         "data",
         "error",
@@ -324,7 +325,10 @@ class Overlapped:
         self.op = ""
         #: For a substitute: the client's overlapped it stands for.
         self.parent: Overlapped | None = None
-        self._done = threading.Event()
+        # Done yet; a waiter's Event is made only when someone waits (setting
+        # a threading.Event costs half of a completion).
+        self._finished = False
+        self._waiter: threading.Event | None = None
         self._routine: CompletionRoutine | None = None
         self._thread = 0
         self._callback: Callable[[Overlapped], Any] | None = None
@@ -335,18 +339,28 @@ class Overlapped:
     # -- the client's view ----------------------------------------------------
     def done(self) -> bool:
         """Whether the operation has completed."""
-        return self._done.is_set()
+        return self._finished
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until done (True) or ``timeout`` passes (False)."""
-        return self._done.wait(timeout)
+        if self._finished:
+            return True
+        with _WAITERS:
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = threading.Event()
+        # finish() sets _finished before it looks for a waiter: either it sees
+        # this one, or this check sees it finished.
+        if self._finished:
+            return True
+        return waiter.wait(timeout)
 
     def result(self, timeout: float | None = None) -> Any:
         """The operation's result: the bytes received for a receive, the byte
         count otherwise, ``(data, address)`` for ``recvfrom``, the new Socket for
         ``accept``, the result for ``ioctl``.  Raises the operation's WSAError;
         TimeoutError (WAIT_TIMEOUT) if not done within ``timeout``."""
-        if not self._done.wait(timeout):
+        if not self.wait(timeout):
             raise wsa_error(WSAErrorCode.WAIT_TIMEOUT, f"operation not done within {timeout} s")
         if self.error:
             raise wsa_error(self.error, f"overlapped {self.op or 'operation'} failed")
@@ -389,19 +403,32 @@ class Overlapped:
         self.address = None
         self._routine = routine
         self._thread = threading.get_ident()
-        self._done.clear()
+        self._finished = False
+        self._waiter = None
         if self.event is not None and routine is None:
             self.event.reset()
 
     def __repr__(self) -> str:
         if self.pending:
             state = "pending"
-        elif self._done.is_set():
+        elif self._finished:
             state = f"done nbytes={self.nbytes} error={self.error}"
         else:
             state = "idle"
         kind = "substitute " if self.parent is not None else ""
         return f"<wspframe.Overlapped {kind}{self.op or '-'} {state}>"
+
+
+_WAITERS = threading.Lock()
+#: ``Completion(...)`` without the Python frame of a named tuple's ``__new__``.
+_new_tuple: Final = tuple.__new__
+
+
+def _set_done(ov: Overlapped) -> None:
+    ov._finished = True
+    waiter = ov._waiter
+    if waiter is not None:
+        waiter.set()
 
 
 def finish(
@@ -419,14 +446,17 @@ def finish(
     ov.pending = False
     callback = ov._callback
     if callback is not None:  # a substitute: only the layer hears of it
-        ov._done.set()
+        _set_done(ov)
         callback(ov)
         return
     finisher = ov._finisher
     if finisher is not None:
         ov._finisher = None
         finisher(ov)
-    ov._done.set()
+    ov._finished = True  # _set_done(), inlined: this is the hot path
+    waiter = ov._waiter
+    if waiter is not None:
+        waiter.set()
     routine = ov._routine
     if routine is not None:
         queue_apc(ov._thread, routine, ov.error, ov.nbytes, ov, ov.flags)
@@ -434,4 +464,6 @@ def finish(
     if ov.event is not None:
         ov.event.set()
     if port is not None:
-        port[0]._put(Completion(port[1], ov, ov.nbytes, ov.error))
+        target = port[0]
+        if not target._closed:  # CompletionPort._put(), inlined
+            target._queue.put(_new_tuple(Completion, (port[1], ov, ov.nbytes, ov.error)))

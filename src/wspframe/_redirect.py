@@ -37,12 +37,17 @@ if TYPE_CHECKING:
 __all__ = ["Redirector"]
 
 _CHUNK = 65536
+_KERNEL_WATCHED = tuple(
+    getattr(selectors, name)
+    for name in ("EpollSelector", "KqueueSelector")
+    if hasattr(selectors, name)
+)
 
 
 class _Pump:
     """The redirection of one socket."""
 
-    __slots__ = ("closed", "outbox", "peer", "reading_app", "top")
+    __slots__ = ("closed", "mask", "outbox", "peer", "reading_app", "top")
 
     def __init__(self, top: Dispatch, peer: _socket.socket) -> None:
         self.top = top
@@ -50,6 +55,7 @@ class _Pump:
         self.outbox = bytearray()  # chain -> application, not yet written
         self.reading_app = True  # waiting for the application's writes
         self.closed = False
+        self.mask = 0  # events registered for ``peer`` (0: not registered)
 
 
 class Redirector:
@@ -64,8 +70,12 @@ class Redirector:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._pumps: dict[int, _Pump] = {}
         self._stopping = False
+        # epoll/kqueue watch an interest set changed from any thread at once:
+        # no wakeup needed then (select/poll are woken through the socketpair).
+        self._kernel_watched = isinstance(self._selector, _KERNEL_WATCHED)
         self._thread = threading.Thread(target=self._run, name="wspframe-redirector", daemon=True)
         self._thread.start()
+        self._ident = self._thread.ident
 
     # -- control ----------------------------------------------------------------
     def add(self, top: Dispatch, peer: _socket.socket) -> None:
@@ -75,7 +85,7 @@ class Redirector:
         with self._lock:
             self._pumps[peer.fileno()] = pump
             self._update(pump)
-        self._wake()
+        self._nudge()
         self._receive(pump)
 
     def remove(self, peer_fd: int) -> None:
@@ -103,6 +113,11 @@ class Redirector:
         self._wake_r.close()
         self._wake_w.close()
 
+    def _nudge(self) -> None:
+        """Wake the thread after an interest change, only where it needs it."""
+        if not self._kernel_watched and threading.get_ident() != self._ident:
+            self._wake()
+
     def _wake(self) -> None:
         try:
             self._wake_w.send(b"\0")
@@ -116,14 +131,16 @@ class Redirector:
             events |= selectors.EVENT_READ
         if pump.outbox:
             events |= selectors.EVENT_WRITE
+        if events == pump.mask or pump.closed:
+            return
         try:
-            if events:
-                try:
-                    self._selector.modify(pump.peer, events, pump)
-                except KeyError:
-                    self._selector.register(pump.peer, events, pump)
-            else:
+            if not events:
                 self._selector.unregister(pump.peer)
+            elif pump.mask:
+                self._selector.modify(pump.peer, events, pump)
+            else:
+                self._selector.register(pump.peer, events, pump)
+            pump.mask = events
         except (KeyError, ValueError, OSError):
             pass
 
@@ -145,11 +162,21 @@ class Redirector:
             self._eof_to_app(pump)
             return
         with self._lock:
-            pump.outbox += data
+            if pump.outbox:
+                pump.outbox += data
+            else:  # nothing waiting: write it straight through, keep what is left
+                try:
+                    n = pump.peer.send(data)
+                except (BlockingIOError, InterruptedError):
+                    n = 0
+                except OSError:
+                    n = len(data)
+                if n < len(data):
+                    pump.outbox += memoryview(data)[n:]
             self._flush(pump)
             again = not pump.outbox
             self._update(pump)
-        self._wake()
+        self._nudge()
         if again:
             self._receive(pump)
 
@@ -181,7 +208,8 @@ class Redirector:
             data = b""
         with self._lock:
             pump.reading_app = False  # until this send completes
-            self._update(pump)
+            if not data:
+                self._update(pump)
         if not data:
             try:
                 pump.top.shutdown(1)
@@ -192,7 +220,12 @@ class Redirector:
         try:
             pump.top.send_overlapped(data, 0, ov)
         except Exception:
+            with self._lock:
+                self._update(pump)
             return
+        # Usually the send completed at once (in _sent): then nothing changes.
+        with self._lock:
+            self._update(pump)
 
     def _sent(self, pump: _Pump, ov: Overlapped) -> None:
         if pump.closed or ov.error:
@@ -200,7 +233,7 @@ class Redirector:
         with self._lock:
             pump.reading_app = True
             self._update(pump)
-        self._wake()
+        self._nudge()
 
     # -- the thread ---------------------------------------------------------------------
     def _run(self) -> None:

@@ -13,6 +13,7 @@ bad value without costing the successful path anything.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
@@ -90,6 +91,18 @@ class SocketCore:
             return True
 
 
+def _parts(fn: Any) -> tuple[Any, tuple[Any, Any]]:
+    """``partial(f, provider, ctx)`` as ``f, (provider, ctx)``; anything else
+    as a function calling it."""
+    if type(fn) is functools.partial and len(fn.args) == 2:
+        return fn.func, fn.args
+    return _call_other, (fn, None)
+
+
+def _call_other(fn: Any, _: Any, *args: Any) -> Any:
+    return fn(*args)
+
+
 def _closed(*args: Any) -> NoReturn:
     raise_wsa(WSAErrorCode.WSAENOTSOCK, "the socket is closed")
 
@@ -131,18 +144,30 @@ class Socket:
     :class:`TimeoutError`).
     """
 
-    __slots__ = ("__weakref__", "_core", "_handle", *(f"_{op}" for op in _HOT))
+    __slots__ = (
+        "__weakref__",
+        "_core",
+        "_handle",
+        *(f"_{op}" for op in _HOT),
+        *(f"_{op}_p" for op in _HOT),
+        *(f"_{op}_c" for op in _HOT),
+    )
 
     def __init__(self, core: SocketCore, handle: int) -> None:
         self._core = core
         self._handle = handle
         top = core.top
-        self._send = top.send
-        self._recv = top.recv
-        self._recv_into = top.recv_into
-        self._sendto = top.sendto
-        self._recvfrom = top.recvfrom
-        self._recvfrom_into = top.recvfrom_into
+        # Each hot operation as function, provider, context (the parts of the
+        # chain's partial): a Python function called from this Python frame
+        # is inlined by the interpreter; a partial is not.
+        self._send, (self._send_p, self._send_c) = _parts(top.send)
+        self._recv, (self._recv_p, self._recv_c) = _parts(top.recv)
+        self._recv_into, (self._recv_into_p, self._recv_into_c) = _parts(top.recv_into)
+        self._sendto, (self._sendto_p, self._sendto_c) = _parts(top.sendto)
+        self._recvfrom, (self._recvfrom_p, self._recvfrom_c) = _parts(top.recvfrom)
+        self._recvfrom_into, (self._recvfrom_into_p, self._recvfrom_into_c) = _parts(
+            top.recvfrom_into
+        )
 
     # -- error handling (slow path only) --------------------------------------
     def _reraise(self, exc: Exception, op: str, **args: Any) -> NoReturn:
@@ -195,7 +220,7 @@ class Socket:
     def send(self, data: Any, flags: int = 0) -> int:
         """Send ``data``; return the number of bytes taken."""
         try:
-            return self._send(data, flags)  # type: ignore[no-any-return]
+            return self._send(self._send_p, self._send_c, data, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "send", data=data)
 
@@ -214,14 +239,14 @@ class Socket:
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receive up to ``bufsize`` bytes; ``b""`` at the end of a stream."""
         try:
-            return self._recv(bufsize, flags)  # type: ignore[no-any-return]
+            return self._recv(self._recv_p, self._recv_c, bufsize, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recv", bufsize=bufsize)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive into ``buffer``; return the byte count."""
         try:
-            return self._recv_into(buffer, nbytes, flags)  # type: ignore[no-any-return]
+            return self._recv_into(self._recv_into_p, self._recv_into_c, buffer, nbytes, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recv_into", nbytes=nbytes)
 
@@ -232,21 +257,24 @@ class Socket:
         else:
             flags = flags_or_address
         try:
-            return self._sendto(data, flags, address)  # type: ignore[no-any-return]
+            return self._sendto(self._sendto_p, self._sendto_c, data, flags, address)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "sendto", data=data, address=address)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """Receive a datagram (or stream bytes) and the sender's address."""
         try:
-            return self._recvfrom(bufsize, flags)  # type: ignore[no-any-return]
+            return self._recvfrom(self._recvfrom_p, self._recvfrom_c, bufsize, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recvfrom", bufsize=bufsize)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         """Receive into ``buffer``; return the byte count and the sender's address."""
         try:
-            return self._recvfrom_into(buffer, nbytes, flags)  # type: ignore[no-any-return]
+            result: tuple[int, Any] = self._recvfrom_into(
+                self._recvfrom_into_p, self._recvfrom_into_c, buffer, nbytes, flags
+            )
+            return result
         except Exception as exc:
             self._reraise(exc, "recvfrom_into", nbytes=nbytes)
 
@@ -307,8 +335,8 @@ class Socket:
         if handle < 0:
             return
         self._handle = -1
-        for op in _HOT:
-            setattr(self, f"_{op}", _closed)
+        self._send = self._recv = self._recv_into = _closed
+        self._sendto = self._recvfrom = self._recvfrom_into = _closed
         core = self._core
         host = core.host
         error: WSAError | None = None
