@@ -41,6 +41,7 @@ EXPECTED_DOCS = (
     "writing-a-provider.md",
     "overlapped.md",
     "pytest.md",
+    "performance.md",
     "trace.md",
     "faults.md",
     "write-your-own-layer.md",

@@ -198,6 +198,20 @@ def _cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
+    from . import _bench
+
+    return _bench.main(
+        args.specs,
+        quick=args.quick,
+        rounds=args.rounds,
+        as_json=args.json,
+        only=args.only or (),
+        out=out,
+        progress=None if args.json or args.no_progress else sys.stderr,
+    )
+
+
 def _cmd_conformance(args: argparse.Namespace, out: TextIO) -> int:
     import pytest
 
@@ -237,6 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base", default="memory", help="base provider (default: memory; or tcpip)")
     p.add_argument("--chain", metavar="SPEC", help="the whole chain (default: observe,BASE)")
     p.set_defaults(func=_cmd_demo)
+    p = sub.add_parser(
+        "bench",
+        help="measure what chains cost against raw sockets, as ratios in one run",
+        description="Measure what chains cost against raw sockets, as ratios taken in one "
+        "run (interleaved A/B, several rounds, median with min-max). Without SPEC: every "
+        "row of the performance targets. See docs/performance.md.",
+    )
+    p.add_argument(
+        "specs", nargs="*", metavar="SPEC", help="chains to measure instead (e.g. trace,tcpip)"
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--quick", action="store_true", help="short mode for CI (under 60 s)")
+    p.add_argument("--rounds", type=int, metavar="N", help="rounds per row (default 7; quick 3)")
+    p.add_argument(
+        "--only", action="append", metavar="KEY", help="only rows whose key contains KEY"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress lines on stderr")
+    p.set_defaults(func=_cmd_bench)
     p = sub.add_parser(
         "conformance", help="run the SPI conformance suite (pytest) against chain(s)"
     )
