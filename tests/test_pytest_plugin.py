@@ -580,7 +580,7 @@ def test_raises_wsa_messages(pytester: pytest.Pytester) -> None:
             "*_ test_wrong_code[[]memory] _*",
             "expected WSAError WSAECONNREFUSED (10061), got WSAENOTCONN (10057): *",
             "*_ test_no_error[[]memory] _*",
-            "E   *Failed: DID NOT RAISE <class 'wspframe.WSAError'>",
+            "E   *Failed: DID NOT RAISE*WSAError*",  # the form differs between pytest versions
             "*_ test_message_mismatch[[]memory] _*",
             "E   *Regex pattern did not match.",
             "E   *Expected regex: 'refused by nobody'",
