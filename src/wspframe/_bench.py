@@ -112,9 +112,6 @@ class BenchRelayLayer(LayeredProvider):
     name = "benchrelay"
     description = "benchmark layer: send/recv overridden with a plain pass-through (option: tag)"
 
-    def configure(self, options: Mapping[str, str]) -> None:
-        super().configure({k: v for k, v in options.items() if k != "tag"})
-
     def send(self, s: LayerSocket, data: Any, flags: int) -> int:
         return s.lower.send(data, flags)  # type: ignore[no-any-return]
 

@@ -26,9 +26,6 @@ class PassthroughLayer(LayeredProvider):
     name = "passthrough"
     description = "pass-through layer: overrides nothing (option: tag=TEXT to stack several)"
 
-    def configure(self, options: Mapping[str, str]) -> None:
-        super().configure({k: v for k, v in options.items() if k != "tag"})
-
 
 class Observation(NamedTuple):
     """One operation an ``observe`` layer saw."""
@@ -46,7 +43,7 @@ class ObserveLayer(LayeredProvider):
     description = "records operations and byte counts (used by 'wspframe demo')"
 
     def configure(self, options: Mapping[str, str]) -> None:
-        super().configure({k: v for k, v in options.items() if k != "tag"})
+        super().configure(options)
         self.events: list[Observation] = []
         self._lock = threading.Lock()
 

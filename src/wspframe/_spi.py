@@ -409,6 +409,8 @@ class LayeredProvider(ServiceProvider):
       defaults do both; overrides should call ``super()``.
     * Options given in a chain spec (``name[opt=value]``) arrive in
       :meth:`configure`, which raises ``ValueError`` naming the bad option.
+      Every layer accepts ``tag=TEXT`` (kept in :attr:`tag`, never passed to
+      ``configure``), so the same layer can appear twice in one chain.
     """
 
     #: IFS-ness of the handles the layer exposes: True, False, or None to
@@ -424,7 +426,9 @@ class LayeredProvider(ServiceProvider):
 
     def __init__(self, options: Mapping[str, str] | None = None) -> None:
         self.options: dict[str, str] = dict(options or {})
-        self.configure(self.options)
+        #: The ``tag`` option: a label that tells stacked copies of a layer apart.
+        self.tag: str | None = self.options.get("tag")
+        self.configure({k: v for k, v in self.options.items() if k != "tag"})
 
     def configure(self, options: Mapping[str, str]) -> None:
         """Take options from the chain spec; raise ``ValueError`` on a bad one.

@@ -145,7 +145,6 @@ class FaultsLayer(ToxicPaths, LayeredProvider):
     # -- options ------------------------------------------------------------------
     def configure(self, options: Mapping[str, str]) -> None:
         options = dict(options)
-        options.pop("tag", None)
         self.toxics: Toxics = parse_options(options)
         self.seed: int = (
             self.toxics.seed

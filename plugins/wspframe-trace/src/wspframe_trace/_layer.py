@@ -141,7 +141,6 @@ class TraceLayer(LayeredProvider):
         jsonl = options.pop("jsonl", None)
         pcap = options.pop("pcap", None)
         max_events = options.pop("max_events", None)
-        options.pop("tag", None)
         super().configure(options)
         self.jsonl_path = _check_path("jsonl", jsonl)
         self.pcap_path = _check_path("pcap", pcap)
