@@ -336,6 +336,7 @@ class MemoryNetwork:
         "_handoff",
         "_lock",
         "_next_port",
+        "_overtime",
         "_ports",
         "_settling",
         "_sockets",
@@ -367,6 +368,9 @@ class MemoryNetwork:
         self._settling = 0
         #: Producers waiting to take delivery over from a settling drainer.
         self._handoff = 0
+        #: The drainer has delivered more than was queued when it began: other
+        #: threads completing operations now wait to take delivery over.
+        self._overtime = False
         #: Per thread: the sockets whose completions it is delivering.
         self._tls = threading.local()
         #: The provider's upcalls (set at startup): completions and handles.
@@ -610,6 +614,7 @@ class MemoryNetwork:
         lock = self._lock
         done = self._done
         nested: bool | None = None  # known once we may deliver
+        budget = 0  # what was queued when we took delivery over
         s: MemorySocket | None = None  # whose completion was just delivered
         stack: list[MemorySocket] | None = None
         try:
@@ -627,34 +632,40 @@ class MemoryNetwork:
                                 return
                             nested = True
                         elif owner:
-                            if not self._settling or force:
+                            if force or not (self._settling or self._overtime):
                                 return
-                            # The drainer is closing a socket: take delivery over
-                            # once it is done, so it is not flooded forever.
+                            # The drainer is closing a socket, or has delivered
+                            # more than was queued when it began: take delivery
+                            # over, so no thread is flooded forever by others'.
                             self._handoff += 1
+                            self._cond.notify_all()
                             try:
-                                while self._drainer and self._settling:
+                                while self._drainer and (self._settling or self._overtime):
                                     self._cond.wait(0.05)
                             finally:
                                 self._handoff -= 1
                             continue
                         else:
                             nested = False
-                    if until is not None and until() and (nested or self._handoff or not done):
-                        # Settled: leave the rest to the producer waiting for it.
-                        if not nested and self._drainer == me:
-                            self._drainer = 0
-                            self._cond.notify_all()
-                        return
+                            self._overtime = False
+                            budget = len(done)
                     elif owner != me and owner:  # taken over while a callback slept
                         return
-                    if not done:
-                        if not nested:
-                            self._drainer = 0
+                    settled = until is not None and until()
+                    if nested:
+                        if settled or not done:
+                            return
+                    elif not done or (self._handoff and (settled or self._overtime)):
+                        # Done, or leave the rest to the thread waiting for it.
+                        self._release_delivery(me)
                         return
                     self._drainer = me
                     op = done.popleft()
                     s = op.s
+                    if not nested:
+                        budget -= 1
+                        if budget < 0:
+                            self._overtime = True
                 if stack is None:
                     stack = self._delivering()
                 stack.append(s)
@@ -667,9 +678,16 @@ class MemoryNetwork:
                 if s is not None:
                     s.undelivered -= 1
                     self._cond.notify_all()
-                if nested is False and self._drainer == me:
-                    self._drainer = 0
+                if nested is False:
+                    self._release_delivery(me)
             raise
+
+    def _release_delivery(self, me: int) -> None:
+        """Stop delivering (lock held), and let a waiting thread take over."""
+        if self._drainer == me:
+            self._drainer = 0
+            self._overtime = False
+            self._cond.notify_all()
 
     def _delivering(self) -> list[MemorySocket]:
         """The sockets whose completions the calling thread is delivering."""
