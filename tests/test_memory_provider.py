@@ -165,9 +165,10 @@ class Worker:
 
 
 def wait_blocked(p: MemoryProvider, count: int = 1) -> None:
-    """Wait until ``count`` threads are blocked on the provider's network."""
+    """Wait until ``count`` threads are blocked on the provider's network
+    (parked in a blocked call, or waiting in select)."""
     deadline = time.monotonic() + JOIN
-    while p.network._waiting < count:
+    while p.network._waiting + p.network._parked < count:
         assert time.monotonic() < deadline, "no thread blocked in the provider"
         time.sleep(0.001)
 

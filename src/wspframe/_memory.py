@@ -32,12 +32,15 @@ entries are non-IFS.
   bound, datagrams are dropped silently, like UDP.  A connected datagram
   socket only receives from its peer.  ``255.255.255.255`` reaches every
   IPv4 datagram socket on the port.
-* **Threads.**  One lock and one condition per network guard all state.
-  Blocking calls wait on the condition and wake on any change, on close
-  (WSAEINTR, as Winsock's closesocket cancels blocking calls), on
-  :meth:`MemoryNetwork.down` (WSAENETDOWN) and at their timeout
-  (WSAETIMEDOUT; WSAEWOULDBLOCK when non-blocking).  The provider starts no
-  thread.
+* **Threads.**  One lock per network guards all state.  A blocked call
+  sleeps on its thread's own parker (an eventfd on Linux, else a lock) and
+  wakes only when its operation is done: by the thread that served it, which
+  wakes it after releasing the lock (on one CPU the sleeper then runs at
+  once and finds the lock free), by close (WSAEINTR, as Winsock's closesocket
+  cancels blocking calls), by :meth:`MemoryNetwork.down` (WSAENETDOWN), or at
+  its timeout (WSAETIMEDOUT; WSAEWOULDBLOCK when non-blocking).  ``select``
+  waits on the network's condition, woken by any change.  The provider
+  starts no thread.
 * **Queues.**  A receive or accept that cannot finish at once waits in its
   socket's receive queue, a stream send that does not fit in its socket's send
   queue; a blocked synchronous call waits there exactly like an overlapped
@@ -80,13 +83,17 @@ from __future__ import annotations
 import functools
 import ipaddress
 import math
+import os
+import select as _select
 import socket as _socket
 import struct
 import threading
 import time
+import weakref
+from _thread import allocate_lock
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Final
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
 from ._constants import (
     AF_INET,
@@ -178,6 +185,7 @@ class _Op:
         "result",
         "s",
         "size",
+        "waker",
     )
 
     def __init__(self, s: MemorySocket, ov: Any, kind: int, size: int = 0, flags: int = 0) -> None:
@@ -194,6 +202,91 @@ class _Op:
         self.conn: MemorySocket | None = None
         self.error = 0
         self.done = False
+        #: The parker of the blocked call's thread while it sleeps (None otherwise).
+        self.waker: _Parker | None = None
+
+
+class _EventfdParker:
+    """A thread's wake-up call on Linux: :meth:`park` sleeps in the kernel until
+    :meth:`unpark` (or the timeout); an unpark before the park is kept.
+
+    An eventfd rather than a lock: the waker leaves the interpreter lock while
+    it writes, so on one CPU the woken thread runs at once, with the lock free.
+    """
+
+    __slots__ = ("_fd", "_poll")
+
+    def __init__(self) -> None:
+        self._fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._poll: Any = None
+
+    def park(self, timeout: float | None) -> None:
+        """Sleep until unparked or ``timeout`` seconds passed (None: no limit);
+        may return early (an unpark meant for an earlier park)."""
+        if timeout is None:
+            os.eventfd_read(self._fd)
+            return
+        poll = self._poll
+        if poll is None:
+            poll = self._poll = _select.poll()
+            poll.register(self._fd, _select.POLLIN)
+        if poll.poll(timeout * 1000.0):
+            os.eventfd_read(self._fd)
+
+    def unpark(self) -> None:
+        os.eventfd_write(self._fd, 1)
+
+    def __del__(self, _close: Callable[[int], None] = os.close) -> None:
+        fd = getattr(self, "_fd", -1)  # unset when the eventfd could not be made
+        if fd >= 0:
+            _close(fd)
+
+
+class _LockParker:
+    """:class:`_EventfdParker` where there is no eventfd: a lock held while unparked."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = allocate_lock()
+        self._lock.acquire()
+
+    def park(self, timeout: float | None) -> None:
+        self._lock.acquire(True, -1 if timeout is None else timeout)
+
+    def unpark(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # unparked already
+            pass
+
+
+_Parker: TypeAlias = "_EventfdParker | _LockParker"
+_new_parker: Callable[[], _Parker] = _EventfdParker if hasattr(os, "eventfd") else _LockParker
+
+
+def _make_parker() -> _Parker:
+    """A new parker: an eventfd one where there are eventfds (and descriptors)."""
+    try:
+        return _new_parker()
+    except OSError:  # no descriptor left
+        return _LockParker()
+
+
+#: Every network, so that a forked child can drop the parent's parkers.
+_networks: weakref.WeakSet[MemoryNetwork] = weakref.WeakSet()
+
+
+def _forget_parkers() -> None:
+    """In a forked child: no parker of the parent is used again (they share
+    its eventfds, so a sleeper here could take a wake-up meant for it)."""
+    for net in list(_networks):
+        for s in net._sockets:
+            s.parker = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parkers)
 
 
 def _received(op: _Op, data: bytes) -> None:
@@ -231,6 +324,7 @@ class MemorySocket:
         "network",
         "nodelay",
         "offset",
+        "parker",
         "peer",
         "peer_addr",
         "pending",
@@ -309,6 +403,8 @@ class MemorySocket:
         self.sq: deque[_Op] = deque()
         #: Completions of this socket finished but not yet delivered.
         self.undelivered = 0
+        #: What a blocked call on the socket sleeps on, while none does.
+        self.parker: _Parker | None = None
 
     def __repr__(self) -> str:
         kind = "stream" if self.stream else "datagram"
@@ -330,6 +426,7 @@ class MemoryNetwork:
     """
 
     __slots__ = (
+        "__weakref__",
         "_cond",
         "_done",
         "_drainer",
@@ -337,12 +434,14 @@ class MemoryNetwork:
         "_lock",
         "_next_port",
         "_overtime",
+        "_parked",
         "_ports",
         "_settling",
         "_sockets",
         "_tls",
         "_upcalls",
         "_waiting",
+        "_wakes",
         "is_up",
     )
 
@@ -355,7 +454,12 @@ class MemoryNetwork:
         self._cond = threading.Condition(self._lock)
         #: Whether the network is up (change it with down() and up()).
         self.is_up = True
+        #: Threads waiting on the condition (select, close, delivery hand-over).
         self._waiting = 0
+        #: Threads parked in a blocked call (see _park()).
+        self._parked = 0
+        #: While not None, the parkers to unpark once the lock is released.
+        self._wakes: list[_Parker] | None = None
         self._next_port = self.EPHEMERAL_FIRST
         self._ports: dict[tuple[int, int], dict[int, list[MemorySocket]]] = {}
         self._sockets: dict[MemorySocket, None] = {}
@@ -375,6 +479,7 @@ class MemoryNetwork:
         self._tls = threading.local()
         #: The provider's upcalls (set at startup): completions and handles.
         self._upcalls: Upcalls | None = None
+        _networks.add(self)
 
     def down(self) -> None:
         """Take the network down: every call fails with WSAENETDOWN until :meth:`up`,
@@ -429,6 +534,49 @@ class MemoryNetwork:
         finally:
             self._waiting -= 1
 
+    def _park(self, op: _Op, timeout: float | None) -> None:
+        """Sleep until ``op`` (a blocked call) is done, at most ``timeout``
+        seconds (lock held; released meanwhile); may return early.
+
+        Completions still queued are delivered first, as in :meth:`_sleep`.
+        The thread sleeps on a parker of the socket, which :meth:`_finish`
+        unparks: no other change wakes it.
+        """
+        me = threading.get_ident()
+        drainer = self._drainer
+        if self._done and drainer in (0, me):
+            self._lock.release()
+            try:
+                self._drain(force=True)
+            finally:
+                self._lock.acquire()
+            return
+        if drainer == me:
+            self._drainer = 0
+            if self._handoff:
+                self._cond.notify_all()
+        # The socket's parker, unless another thread sleeps on it already;
+        # dropped (closing its eventfd) once the socket is closed and nobody
+        # holds it any more.
+        s = op.s
+        parker = s.parker
+        if parker is None:
+            parker = _make_parker()
+        else:
+            s.parker = None
+        op.waker = parker
+        self._parked += 1
+        self._lock.release()
+        try:
+            parker.park(timeout)
+        finally:
+            self._lock.acquire()
+            if op.waker is not None:  # not unparked by _finish()
+                op.waker = None
+                self._parked -= 1
+            if s.parker is None and s.state != _CLOSED:
+                s.parker = parker
+
     def _reset_state(self) -> None:
         self._next_port = self.EPHEMERAL_FIRST
         self._ports.clear()
@@ -444,6 +592,15 @@ class MemoryNetwork:
         ov = op.ov
         if ov is None:
             op.done = True
+            waker = op.waker
+            if waker is not None:
+                op.waker = None
+                self._parked -= 1
+                wakes = self._wakes
+                if wakes is None:
+                    waker.unpark()
+                else:
+                    wakes.append(waker)
             if self._waiting:
                 self._cond.notify_all()
             return
@@ -1005,6 +1162,7 @@ def _teardown(s: MemorySocket, old: int) -> None:
                 if peer.rq:
                     net._serve_stream(peer)
     s.peer = None
+    s.parker = None  # its eventfd closes once no sleeper or waker holds it
     _clear_stream(s)
     s.dgrams.clear()
     s.qlen = 0
@@ -1122,7 +1280,9 @@ class MemoryProvider(ServiceProvider):
         if not self.network.is_up:
             raise_wsa(_E.WSAENETDOWN, "the memory network is down")
 
-    def _block(self, s: MemorySocket, timeout: float | None, deadline: float, what: str) -> float:
+    def _block(
+        self, s: MemorySocket, op: _Op, timeout: float | None, deadline: float, what: str
+    ) -> float:
         """Wait once for a change; return the deadline (0.0 until one is set).
 
         Raises WSAEWOULDBLOCK (non-blocking), WSAETIMEDOUT (deadline passed),
@@ -1130,7 +1290,7 @@ class MemoryProvider(ServiceProvider):
         """
         net = self.network
         if timeout is None:
-            net._sleep(None)
+            net._park(op, None)
         else:
             if timeout == 0.0:
                 raise_wsa(_E.WSAEWOULDBLOCK, f"{what} would block on a non-blocking socket")
@@ -1140,7 +1300,9 @@ class MemoryProvider(ServiceProvider):
             remaining = deadline - now
             if remaining <= 0.0:
                 raise_wsa(_E.WSAETIMEDOUT, f"{what} timed out after {timeout!r} s")
-            net._sleep(remaining)
+            net._park(op, remaining)
+        if op.done:
+            return deadline
         if s.state == _CLOSED:
             raise_wsa(_E.WSAEINTR, f"{what} interrupted: socket {s.handle} was closed")
         if not net.is_up:
@@ -1155,7 +1317,7 @@ class MemoryProvider(ServiceProvider):
         deadline = 0.0
         try:
             while not op.done:
-                deadline = self._block(s, timeout, deadline, what)
+                deadline = self._block(s, op, timeout, deadline, what)
         except WSAError:
             if not op.done:
                 self.network._withdraw(op)
@@ -1495,34 +1657,45 @@ class MemoryProvider(ServiceProvider):
         if type(data) is not bytes:
             return self._send_buffer(s, data, flags)
         net = self.network
-        with net._lock:
-            peer = s.peer
-            if (
-                peer is not None
-                and not flags
-                and s.state == _CONNECTED
-                and not s.send_shut
-                and net.is_up
-                and peer.state == _CONNECTED
-                and not peer.recv_shut
-            ):
-                # Sends queued on s leave the peer no room (see MemorySocket.sq),
-                # so this cannot overtake them.
-                n = len(data)
-                if peer.rcvbuf - peer.rlen >= n:
-                    if n:
-                        peer.chunks.append(data)
-                        peer.rlen += n
-                        if peer.rq:
-                            # Receives wait at the peer: they take it now, in order.
-                            net._serve_stream(peer)
-                        if net._waiting:
-                            net._cond.notify_all()
-                    sent = True
+        wakes: list[_Parker] | None = None
+        try:
+            with net._lock:
+                peer = s.peer
+                if (
+                    peer is not None
+                    and not flags
+                    and s.state == _CONNECTED
+                    and not s.send_shut
+                    and net.is_up
+                    and peer.state == _CONNECTED
+                    and not peer.recv_shut
+                ):
+                    # Sends queued on s leave the peer no room (see MemorySocket.sq),
+                    # so this cannot overtake them.
+                    n = len(data)
+                    if peer.rcvbuf - peer.rlen >= n:
+                        if n:
+                            peer.chunks.append(data)
+                            peer.rlen += n
+                            if peer.rq:
+                                # Receives wait at the peer: they take it now, in
+                                # order; their threads wake once the lock is free.
+                                net._wakes = wakes = []
+                                try:
+                                    net._serve_stream(peer)
+                                finally:
+                                    net._wakes = None
+                            if net._waiting:
+                                net._cond.notify_all()
+                        sent = True
+                    else:
+                        sent = False
                 else:
                     sent = False
-            else:
-                sent = False
+        finally:
+            if wakes:
+                for waker in wakes:
+                    waker.unpark()
         if not sent:
             return self._send_slow(s, data, flags)
         if net._done:
@@ -1574,18 +1747,30 @@ class MemoryProvider(ServiceProvider):
         datagram, truncated to ``bufsize``.
         """
         net = self.network
-        with net._lock:
-            if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
-                # Receives queued on s never wait while data is queued (see
-                # MemorySocket.rq), so this cannot overtake them.
-                data = _take(s, bufsize)
-                if not s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
-                    if net._waiting:
-                        net._cond.notify_all()
-                    return data
-                net._flow_in(s)  # the room made lets the peer's queued sends in
-            else:
-                data = None
+        wakes: list[_Parker] | None = None
+        try:
+            with net._lock:
+                if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
+                    # Receives queued on s never wait while data is queued (see
+                    # MemorySocket.rq), so this cannot overtake them.
+                    data = _take(s, bufsize)
+                    if not s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
+                        if net._waiting:
+                            net._cond.notify_all()
+                        return data
+                    # The room made lets the peer's queued sends in; blocked
+                    # senders wake once the lock is free.
+                    net._wakes = wakes = []
+                    try:
+                        net._flow_in(s)
+                    finally:
+                        net._wakes = None
+                else:
+                    data = None
+        finally:
+            if wakes:
+                for waker in wakes:
+                    waker.unpark()
         if data is None:
             return self._recv_slow(s, bufsize, flags)
         if net._done:
