@@ -192,8 +192,47 @@ class NonIfsLayer(wspframe.LayeredProvider):
     ifs = False
 
 
+class UpperSocket(wspframe.LayerSocket):
+    """The fast form: ``recv`` defined on the socket class."""
+
+    __slots__ = ("received",)
+
+    def __init__(self, provider: Any, lower: Any, protocol_info: Any) -> None:
+        super().__init__(provider, lower, protocol_info)
+        self.received = 0
+
+    def recv(self, bufsize: int, flags: int) -> bytes:
+        data = bytes(self.lower.recv(bufsize, flags))
+        self.received += len(data)
+        return data.upper()
+
+
+class FastUpperLayer(wspframe.LayeredProvider):
+    """Upper-cases what it receives, in the fast form."""
+
+    name = "fastupper"
+    socket_class = UpperSocket
+
+
+class TwiceSocket(wspframe.LayerSocket):
+    __slots__ = ()
+
+    def send(self, data: Any, flags: int) -> int:
+        return int(self.lower.send(data, flags))
+
+
+class TwiceLayer(wspframe.LayeredProvider):
+    """Defines send both on the provider and on its socket class: a defect."""
+
+    name = "twice"
+    socket_class = TwiceSocket
+
+    def send(self, s: Any, data: Any, flags: int) -> int:
+        return int(s.lower.send(data, flags))
+
+
 ALL = [
     RecordingBase, RecordingLayer, ForeignInfoLayer, DecliningBase, FailingStartBase,
     NetDownBase, MissingOpBase, BogusHandleBase, LyingIfsBase, MultipointBase, RangeBase,
-    ExplodingLayer, SendOnlyLayer, NonIfsLayer,
+    ExplodingLayer, SendOnlyLayer, NonIfsLayer, FastUpperLayer, TwiceLayer,
 ]  # fmt: skip

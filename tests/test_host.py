@@ -397,6 +397,72 @@ def test_layers_are_skipped_on_operations_they_do_not_override(xhost: wspframe.H
         assert top.recv.args[1] is top.contexts()[-1]
 
 
+def test_the_fast_form_binds_socket_class_methods(xhost: wspframe.Host) -> None:
+    from wspframe._chain import overridden_operations
+
+    assert overridden_operations(P.FastUpperLayer) == {"recv"}
+    (entry, *_) = xhost.install_chain("fastupper,sendonly,memory")
+    srv = xhost.socket(protocol_info=xhost.entries_for("memory")[0])
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    cli = xhost.socket(protocol_info=entry)
+    cli.connect(srv.getsockname())
+    conn, _ = srv.accept()
+    try:
+        top = cli._core.top
+        ctx = top.context
+        assert isinstance(ctx, P.UpperSocket)
+        # recv is the context's own bound method; send skips the fast layer.
+        assert top.recv.__func__ is P.UpperSocket.recv and top.recv.__self__ is ctx
+        assert top.send.func is P.SendOnlyLayer.send
+        calls = P.SendOnlyLayer.calls
+        cli.sendall(b"ping")
+        assert P.SendOnlyLayer.calls == calls + 1
+        assert conn.recv(4) == b"ping"
+        conn.sendall(b"pong")
+        assert cli.recv(4) == b"PONG"
+        assert ctx.received == 4
+    finally:
+        for s in (cli, conn, srv):
+            s.close()
+    assert xhost.open_handles() == []
+
+
+def test_an_operation_defined_twice_is_wsaeinvalidproctable(xhost: wspframe.Host) -> None:
+    (entry, *_) = xhost.install_chain("twice,tcpip")
+    with wsa(C.WSAEINVALIDPROCTABLE) as info:
+        xhost.socket(protocol_info=entry)
+    assert "'twice' defines send both on the provider and on its socket class" in str(info.value)
+    assert xhost.open_handles() == []
+
+
+def test_a_bare_tcpip_chain_calls_the_os_socket_natively(xhost: wspframe.Host) -> None:
+    """The Socket API calls the OS socket's own method and maps its failures
+    as the provider does."""
+    with xhost.socket(protocol_info=xhost.entries_for("tcpip")[0]) as s:
+        assert s._send is socket.socket.send and s._recv_into is socket.socket.recv_into
+        assert s._sendto is not socket.socket.sendto  # tcpip's sendto is its own
+        with wsa(C.WSAENOTCONN):
+            s.send(b"x")  # EPIPE on a socket that never connected
+        with wsa(C.WSAENOTCONN):
+            s.recv(1)
+        with wsa(C.WSAEFAULT):
+            s.send("text")  # type: ignore[arg-type]
+        s.settimeout(0)
+        with wsa(C.WSAEINVAL):
+            s.recv(-1)
+    # A subclass that changes an operation loses the native path for it.
+
+    class Counting(wspframe._tcpip.TcpipProvider):
+        name = "countingtcp"
+
+        def recv(self, s: Any, bufsize: int, flags: int) -> bytes:
+            return super().recv(s, bufsize, flags)
+
+    assert Counting().native("recv") is None
+    assert Counting().native("send") is socket.socket.send
+
+
 def test_a_layer_exception_is_contained_as_a_wsaerror(xhost: wspframe.Host) -> None:
     (entry, *_) = xhost.install_chain("exploding,memory")
     srv = xhost.socket(protocol_info=xhost.entries_for("memory")[0])

@@ -76,6 +76,7 @@ from ._spi import LayeredProvider, LayerSocket
 __all__ = [
     "FULL",
     "QUICK",
+    "BenchFastLayer",
     "BenchRelayLayer",
     "Mode",
     "Report",
@@ -117,6 +118,27 @@ class BenchRelayLayer(LayeredProvider):
 
     def recv(self, s: LayerSocket, bufsize: int, flags: int) -> bytes:
         return s.lower.recv(bufsize, flags)  # type: ignore[no-any-return]
+
+
+class _FastRelaySocket(LayerSocket):
+    __slots__ = ()
+
+    def send(self, data: Any, flags: int) -> int:
+        return self.lower.send(data, flags)  # type: ignore[no-any-return]
+
+    def recv(self, bufsize: int, flags: int) -> bytes:
+        return self.lower.recv(bufsize, flags)  # type: ignore[no-any-return]
+
+
+class BenchFastLayer(LayeredProvider):
+    """:class:`BenchRelayLayer` in the fast form: ``send`` and ``recv``
+    defined on the layer's socket class (see ``SOCKET_OPERATIONS``)."""
+
+    name = "benchfast"
+    description = (
+        "benchmark layer: send/recv pass-through on its socket class, the fast form (option: tag)"
+    )
+    socket_class = _FastRelaySocket
 
 
 def layered_spec(layer: str, count: int, base: str) -> str:
@@ -651,7 +673,7 @@ class Context:
 
 
 def _host(specs: Sequence[str]) -> Host:
-    return Host(chains=list(specs), config=False, providers=[BenchRelayLayer])
+    return Host(chains=list(specs), config=False, providers=[BenchRelayLayer, BenchFastLayer])
 
 
 def _base_of(spec: str) -> str:
@@ -1116,7 +1138,7 @@ def redirect_round_trip(ctx: Context, row: Row) -> Row:
 # -- instructions per layer (callgrind) ----------------------------------------------------------
 #: The C function whose entry cuts the callgrind profile (``os.getppid()``).
 _MARKER: Final = "os_getppid"
-_CG_VARIANTS: Final = ("raw", "bare", "bare2", "relay", "pass")
+_CG_VARIANTS: Final = ("raw", "bare", "bare2", "pass", "fast", "fast2x", "relay", "relay2x")
 #: Layers in the chains measured under callgrind.
 CALLGRIND_LAYERS: Final = 3
 
@@ -1143,7 +1165,8 @@ def _callgrind_child(ops: int, layers: int, batch: int) -> None:
     """Run under callgrind: the measured phases, separated by ``os.getppid()``.
 
     Per variant (raw TCP, bare tcpip, bare tcpip again as a control,
-    ``layers`` benchrelay layers, ``layers`` passthrough layers), ``ops //
+    ``layers`` passthrough layers, ``layers`` and ``2 * layers`` benchfast
+    layers, the same of benchrelay layers), ``ops //
     batch`` times: ``batch`` sends of 16 bytes, then ``batch`` receives of 16
     bytes, each batch its own profile part.  Each variant runs its own copy of
     the loops, warmed up first, so every instruction measured is specialized.
@@ -1151,8 +1174,11 @@ def _callgrind_child(ops: int, layers: int, batch: int) -> None:
     specs = {
         "bare": "tcpip",
         "bare2": "tcpip",  # a control: how far two identical chains differ
-        "relay": layered_spec(BenchRelayLayer.name, layers, "tcpip"),
         "pass": layered_spec("passthrough", layers, "tcpip"),
+        "fast": layered_spec(BenchFastLayer.name, layers, "tcpip"),
+        "fast2x": layered_spec(BenchFastLayer.name, 2 * layers, "tcpip"),
+        "relay": layered_spec(BenchRelayLayer.name, layers, "tcpip"),
+        "relay2x": layered_spec(BenchRelayLayer.name, 2 * layers, "tcpip"),
     }
     msg = b"\x00" * 16
     size = len(msg)
@@ -1359,8 +1385,8 @@ def default_rows(ctx: Context) -> Plan:
     """The rows of the issue's targets table, with the informational ones next to them."""
     tcp3p = layered_spec("passthrough", 3, "tcpip")
     tcp6p = layered_spec("passthrough", MAX_LAYERS, "tcpip")
-    tcp3r = layered_spec(BenchRelayLayer.name, 3, "tcpip")
-    tcp6r = layered_spec(BenchRelayLayer.name, MAX_LAYERS, "tcpip")
+    tcp3r = layered_spec(BenchFastLayer.name, 3, "tcpip")
+    tcp6r = layered_spec(BenchFastLayer.name, MAX_LAYERS, "tcpip")
     out: Plan = []
 
     def tput(key: str, title: str, spec: str, target: Target | None, note: str = "") -> None:
@@ -1465,20 +1491,48 @@ def default_rows(ctx: Context) -> Plan:
         None,
     )
 
-    relay_i = Row(
-        "instr.relay",
-        "instructions per send/recv pass-through layer per operation (callgrind)",
+    per_layer = (
+        ("instr.layer", "fast", "fast form (send/recv on the socket class)", Target("<=", 600)),
+        ("instr.layer.spi", "relay", "provider-method form", None),
+    )
+    for key, variant, form, target in per_layer:
+        row = Row(
+            key,
+            f"instructions per send/recv pass-through layer per operation, {form}",
+            "instr",
+            f"{CALLGRIND_LAYERS} layers over tcpip",
+            f"{2 * CALLGRIND_LAYERS} layers over tcpip",
+            "per-layer",
+            target,
+            note=f"what each of {CALLGRIND_LAYERS} more layers adds",
+        )
+        out.append(
+            (
+                row,
+                functools.partial(
+                    instructions,
+                    ctx,
+                    variant=f"{variant}2x",
+                    lower=variant,
+                    layers=CALLGRIND_LAYERS,
+                ),
+            )
+        )
+    first_i = Row(
+        "instr.first",
+        "instructions per layer per operation, 3 fast-form layers over a bare chain",
         "instr",
         "bare tcpip",
-        layered_spec(BenchRelayLayer.name, CALLGRIND_LAYERS, "tcpip"),
+        layered_spec(BenchFastLayer.name, CALLGRIND_LAYERS, "tcpip"),
         "per-layer",
-        Target("<=", 600),
+        None,
+        note="a bare chain calls the OS socket natively; under a layer, tcpip's method runs",
     )
     out.append(
         (
-            relay_i,
+            first_i,
             functools.partial(
-                instructions, ctx, variant="relay", lower="bare", layers=CALLGRIND_LAYERS
+                instructions, ctx, variant="fast", lower="bare", layers=CALLGRIND_LAYERS
             ),
         )
     )
@@ -1507,7 +1561,7 @@ def default_rows(ctx: Context) -> Plan:
         "tcpip",
         "difference",
         None,
-        note="Socket method + tcpip provider method",
+        note="the Socket method, calling the OS socket's method natively",
     )
     out.append((base_i, functools.partial(instructions, ctx, variant="bare", lower="raw")))
 
@@ -1792,7 +1846,7 @@ def main(
 ) -> int:
     """The ``wspframe bench`` command."""
     if specs:  # a bad spec is the command's error (exit 2), not a failed row
-        checker = Host(config=False, providers=[BenchRelayLayer])
+        checker = Host(config=False, providers=[BenchRelayLayer, BenchFastLayer])
         for spec in specs:
             checker.resolve_chain(spec)
     mode = QUICK if quick else FULL

@@ -30,9 +30,11 @@ from ._protocol import ProtocolInfo
 from ._spi import (
     DATA_OPERATIONS,
     OVERLAPPED_OPERATIONS,
+    SOCKET_OPERATIONS,
     LayeredProvider,
     LayerSocket,
     ServiceProvider,
+    socket_operations,
 )
 
 if TYPE_CHECKING:
@@ -58,18 +60,24 @@ _SLOTS: Final = (
 
 
 def overridden_operations(cls: type[ServiceProvider]) -> frozenset[str]:
-    """The per-socket operations (and ``on_complete``) a layer class overrides
-    (every operation, for a base provider)."""
+    """The per-socket operations (and ``on_complete``) a layer class overrides,
+    on the provider or on its socket class (every operation, for a base
+    provider)."""
     if not issubclass(cls, LayeredProvider):
         return frozenset(_SKIPPABLE)
     return frozenset(
         op
         for op in (*_SKIPPABLE, "on_complete")
         if getattr(cls, op) is not getattr(LayeredProvider, op)
-    )
+    ) | socket_operations(cls.socket_class)
 
 
 def _bind(provider: ServiceProvider, op: str, *args: Any) -> Callable[..., Any]:
+    if op in SOCKET_OPERATIONS and len(args) == 1 and isinstance(args[0], LayerSocket):
+        # The fast form: the operation defined on the socket class.
+        fast = getattr(args[0], op, None)
+        if isinstance(fast, types.MethodType):
+            return fast
     method = getattr(provider, op)
     if isinstance(method, types.MethodType):
         return functools.partial(method.__func__, method.__self__, *args)

@@ -37,7 +37,7 @@ from ._protocol import ProtocolInfo, provider_uuid
 from ._redirect import Redirector
 from ._socket import Socket, SocketCore
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
-from ._spi import REQUIRED_OPERATIONS, LayeredProvider, ServiceProvider
+from ._spi import REQUIRED_OPERATIONS, LayeredProvider, ServiceProvider, doubly_defined
 
 __all__ = ["Host"]
 
@@ -412,11 +412,18 @@ class Host:
             missing = [
                 op for op in REQUIRED_OPERATIONS if not callable(getattr(provider, op, None))
             ]
+            twice = doubly_defined(type(provider)) if isinstance(provider, LayeredProvider) else []
             try:
                 if missing:
                     raise_wsa(
                         WSAErrorCode.WSAEINVALIDPROCTABLE,
                         f"provider {provider.name!r} lacks operation(s) {', '.join(missing)}",
+                    )
+                if twice:
+                    raise_wsa(
+                        WSAErrorCode.WSAEINVALIDPROCTABLE,
+                        f"layer {provider.name!r} defines {', '.join(twice)} both on the "
+                        f"provider and on its socket class; define each in one place",
                     )
                 try:
                     provider.startup(self.upcalls)

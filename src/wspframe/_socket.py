@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import functools
 import threading
+import types
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from ._constants import FIONBIO, SOCK_STREAM, WSAFlag
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._overlapped import CompletionPort, CompletionRoutine, Overlapped
 from ._protocol import ProtocolInfo
+from ._spi import ServiceProvider
 
 if TYPE_CHECKING:
     from ._chain import Dispatch
@@ -40,8 +42,10 @@ class SocketCore:
         "entry",
         "flags",
         "host",
+        "hot",
         "inflight",
         "lock",
+        "native",
         "proto",
         "redirected",
         "refs",
@@ -63,6 +67,8 @@ class SocketCore:
     ) -> None:
         self.host = host
         self.top = top
+        #: The hot operations, as each ``Socket`` of this core caches them.
+        self.hot, self.native = _hot_bindings(top)
         self.entry = entry
         self.flags = flags
         self.af = entry.address_family if af in (0, -1) else af
@@ -91,15 +97,38 @@ class SocketCore:
             return True
 
 
-def _parts(fn: Any) -> tuple[Any, tuple[Any, Any]]:
-    """``partial(f, provider, ctx)`` as ``f, (provider, ctx)``; anything else
-    as a function calling it."""
-    if type(fn) is functools.partial and len(fn.args) == 2:
-        return fn.func, fn.args
-    return _call_other, (fn, None)
+def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProvider]]:
+    """The hot operations of ``top`` as ``(function, first argument)`` pairs,
+    flattened, and the providers whose native operations are among them.
+
+    A chain's ``partial(f, provider, ctx)`` becomes ``(f bound to provider,
+    ctx)``, and a context's bound method ``ctx.op`` (a layer's fast form)
+    ``(function, ctx)``: a Python function or bound method called from a
+    Python frame is inlined by the interpreter, a partial is not.  Where the
+    provider offers a native function for the operation
+    (``ServiceProvider.native``), the pair is ``(native, ctx)``: the
+    provider's own C call, its failures mapped here on the slow path.
+    """
+    flat: list[Any] = []
+    native: dict[str, ServiceProvider] = {}
+    for op in _HOT:
+        fn = getattr(top, op)
+        if type(fn) is types.MethodType:  # a layer's fast form
+            flat += (fn.__func__, fn.__self__)
+        elif type(fn) is functools.partial and len(fn.args) == 2:
+            provider, ctx = fn.args
+            direct = provider.native(op) if isinstance(provider, ServiceProvider) else None
+            if direct is not None:
+                native[op] = provider
+                flat += (direct, ctx)
+            else:
+                flat += (types.MethodType(fn.func, provider), ctx)
+        else:
+            flat += (_call_other, fn)
+    return tuple(flat), native
 
 
-def _call_other(fn: Any, _: Any, *args: Any) -> Any:
+def _call_other(fn: Any, *args: Any) -> Any:
     return fn(*args)
 
 
@@ -149,25 +178,28 @@ class Socket:
         "_core",
         "_handle",
         *(f"_{op}" for op in _HOT),
-        *(f"_{op}_p" for op in _HOT),
         *(f"_{op}_c" for op in _HOT),
     )
 
     def __init__(self, core: SocketCore, handle: int) -> None:
         self._core = core
         self._handle = handle
-        top = core.top
-        # Each hot operation as function, provider, context (the parts of the
-        # chain's partial): a Python function called from this Python frame
-        # is inlined by the interpreter; a partial is not.
-        self._send, (self._send_p, self._send_c) = _parts(top.send)
-        self._recv, (self._recv_p, self._recv_c) = _parts(top.recv)
-        self._recv_into, (self._recv_into_p, self._recv_into_c) = _parts(top.recv_into)
-        self._sendto, (self._sendto_p, self._sendto_c) = _parts(top.sendto)
-        self._recvfrom, (self._recvfrom_p, self._recvfrom_c) = _parts(top.recvfrom)
-        self._recvfrom_into, (self._recvfrom_into_p, self._recvfrom_into_c) = _parts(
-            top.recvfrom_into
-        )
+        # Each hot operation as a callable and its first argument (see
+        # _hot_bindings), computed once per socket, copied per descriptor.
+        (
+            self._send,
+            self._send_c,
+            self._recv,
+            self._recv_c,
+            self._recv_into,
+            self._recv_into_c,
+            self._sendto,
+            self._sendto_c,
+            self._recvfrom,
+            self._recvfrom_c,
+            self._recvfrom_into,
+            self._recvfrom_into_c,
+        ) = core.hot
 
     # -- error handling (slow path only) --------------------------------------
     def _reraise(self, exc: Exception, op: str, **args: Any) -> NoReturn:
@@ -202,6 +234,9 @@ class Socket:
                 err = wsa_error(*problem)
                 err.__cause__ = exc
                 return err
+        provider = self._core.native.get(op)
+        if provider is not None and isinstance(exc, Exception) and not isinstance(exc, WSAError):
+            return provider.native_error(getattr(self, f"_{op}_c"), op, exc)
         return contain(exc, op)
 
     def _dispatch(self) -> Dispatch:
@@ -220,7 +255,8 @@ class Socket:
     def send(self, data: Any, flags: int = 0) -> int:
         """Send ``data``; return the number of bytes taken."""
         try:
-            return self._send(self._send_p, self._send_c, data, flags)  # type: ignore[no-any-return]
+            fn = self._send
+            return fn(self._send_c, data, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "send", data=data)
 
@@ -239,14 +275,16 @@ class Socket:
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         """Receive up to ``bufsize`` bytes; ``b""`` at the end of a stream."""
         try:
-            return self._recv(self._recv_p, self._recv_c, bufsize, flags)  # type: ignore[no-any-return]
+            fn = self._recv
+            return fn(self._recv_c, bufsize, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recv", bufsize=bufsize)
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         """Receive into ``buffer``; return the byte count."""
         try:
-            return self._recv_into(self._recv_into_p, self._recv_into_c, buffer, nbytes, flags)  # type: ignore[no-any-return]
+            fn = self._recv_into
+            return fn(self._recv_into_c, buffer, nbytes, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recv_into", nbytes=nbytes)
 
@@ -257,23 +295,24 @@ class Socket:
         else:
             flags = flags_or_address
         try:
-            return self._sendto(self._sendto_p, self._sendto_c, data, flags, address)  # type: ignore[no-any-return]
+            fn = self._sendto
+            return fn(self._sendto_c, data, flags, address)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "sendto", data=data, address=address)
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, Any]:
         """Receive a datagram (or stream bytes) and the sender's address."""
         try:
-            return self._recvfrom(self._recvfrom_p, self._recvfrom_c, bufsize, flags)  # type: ignore[no-any-return]
+            fn = self._recvfrom
+            return fn(self._recvfrom_c, bufsize, flags)  # type: ignore[no-any-return]
         except Exception as exc:
             self._reraise(exc, "recvfrom", bufsize=bufsize)
 
     def recvfrom_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> tuple[int, Any]:
         """Receive into ``buffer``; return the byte count and the sender's address."""
         try:
-            result: tuple[int, Any] = self._recvfrom_into(
-                self._recvfrom_into_p, self._recvfrom_into_c, buffer, nbytes, flags
-            )
+            fn = self._recvfrom_into
+            result: tuple[int, Any] = fn(self._recvfrom_into_c, buffer, nbytes, flags)
             return result
         except Exception as exc:
             self._reraise(exc, "recvfrom_into", nbytes=nbytes)

@@ -266,6 +266,19 @@ class TcpipProvider(ServiceProvider):
         except Exception as exc:
             raise _fail(exc, "recvfrom_into") from exc
 
+    # The data operations above are the OS socket's own calls plus error
+    # mapping: the Socket API may call those directly (see ServiceProvider.native).
+    def native(self, op: str) -> Callable[..., Any] | None:
+        pair = _NATIVE.get(op)
+        if pair is None or getattr(type(self), op) is not pair[0]:
+            return None  # not ours, or a subclass changed the operation
+        return pair[1]
+
+    def native_error(self, s: Any, op: str, exc: Exception) -> WSAError:
+        if op == "send" and isinstance(exc, BrokenPipeError):
+            return _not_connected_or(exc, s, op)
+        return _fail(exc, op)
+
     # -- overlapped -----------------------------------------------------------------
     # Each operation hands the host's I/O engine an *attempt*: the call made once,
     # without blocking, through the socket's twin.  The engine tries it at once
@@ -548,3 +561,14 @@ def _fionread(s: TcpipSocket) -> int:
         raise_wsa(WSAErrorCode.WSAEOPNOTSUPP, "FIONREAD is not available on this platform")
     except OSError as exc:
         raise from_os_error(exc, "ioctl(FIONREAD)") from exc
+
+
+#: Per data operation: the provider method, and the OS socket's C method it
+#: is equivalent to (failures aside).
+_NATIVE: Final[dict[str, tuple[Callable[..., Any], Callable[..., Any]]]] = {
+    "send": (TcpipProvider.send, _socket.socket.send),
+    "recv": (TcpipProvider.recv, _socket.socket.recv),
+    "recv_into": (TcpipProvider.recv_into, _socket.socket.recv_into),
+    "recvfrom": (TcpipProvider.recvfrom, _socket.socket.recvfrom),
+    "recvfrom_into": (TcpipProvider.recvfrom_into, _socket.socket.recvfrom_into),
+}
