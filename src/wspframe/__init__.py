@@ -72,7 +72,13 @@ from ._overlapped import (
 from ._protocol import ProtocolInfo, ip_entries, provider_uuid
 from ._socket import Socket
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
-from ._spi import LayeredProvider, LayerSocket, ServiceProvider, resolve_triplet
+from ._spi import (
+    SOCKET_OPERATIONS,
+    LayeredProvider,
+    LayerSocket,
+    ServiceProvider,
+    resolve_triplet,
+)
 
 __version__ = "0.1.0"
 
@@ -115,6 +121,7 @@ __all__ = [
     "ServiceProvider",
     "LayeredProvider",
     "LayerSocket",
+    "SOCKET_OPERATIONS",
     "resolve_triplet",
     "NextLayer",
     "Dispatch",

@@ -5,9 +5,10 @@ Theory of operation
 **The fast path.**  Every socket context (:class:`FaultsSocket`) carries
 ``quiet``: True while nothing applies to it (no toxic for its kind and
 direction, no ``fail`` rule, no ``netdown`` window, no broken connection).
-Each data operation starts with one test of it and, when quiet, calls the
-level below at once, so a layer with nothing active costs one Python call per
-operation.  :meth:`FaultsLayer.set` and :meth:`~FaultsLayer.clear` recompute
+Each data operation (defined on :class:`FaultsSocket`, the fast form of a
+layer's data operations) starts with one test of it and, when quiet, calls
+the level below at once, so a layer with nothing active costs one inlined
+Python call per operation.  :meth:`FaultsLayer.set` and :meth:`~FaultsLayer.clear` recompute
 ``quiet`` for every live socket, so toxics can come and go at run time (the
 layer overrides the data operations for that reason: a compiled chain binds
 them once).
@@ -571,63 +572,10 @@ class FaultsLayer(ToxicPaths, LayeredProvider):
             self._check(s, "duplicate_socket")
         s.lower.duplicate_socket()
 
-    # -- data: the fast path ----------------------------------------------------------------------
-    def send(self, s: FaultsSocket, data: Any, flags: int) -> int:
-        if s.quiet:
-            n: int = s.lower.send(data, flags)
-            return n
-        return self._send(s, data, flags, None, "send")
-
-    def sendto(self, s: FaultsSocket, data: Any, flags: int, address: Any) -> int:
-        if s.quiet:
-            n: int = s.lower.sendto(data, flags, address)
-            return n
-        return self._send(s, data, flags, address, "sendto")
-
-    def recv(self, s: FaultsSocket, bufsize: int, flags: int) -> bytes:
-        if s.quiet:
-            data: bytes = s.lower.recv(bufsize, flags)
-            if data or s.quiet:
-                return data
-            self._late(s, "recv")
-            return data
-        return self._recv(s, bufsize, flags, "recv")[0]
-
-    def recv_into(self, s: FaultsSocket, buffer: Any, nbytes: int, flags: int) -> int:
-        if s.quiet:
-            n: int = s.lower.recv_into(buffer, nbytes, flags)
-            if n or s.quiet:
-                return n
-            self._late(s, "recv")
-            return n
-        view = memoryview(buffer).cast("B")
-        data = self._recv(s, nbytes or len(view), flags, "recv")[0]
-        view[: len(data)] = data
-        return len(data)
-
-    def recvfrom(self, s: FaultsSocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
-        if s.quiet:
-            result: tuple[bytes, Any] = s.lower.recvfrom(bufsize, flags)
-            if result[0] or s.quiet:
-                return result
-            self._late(s, "recvfrom")
-            return result
-        return self._recv(s, bufsize, flags, "recvfrom")
-
-    def recvfrom_into(
-        self, s: FaultsSocket, buffer: Any, nbytes: int, flags: int
-    ) -> tuple[int, Any]:
-        if s.quiet:
-            result: tuple[int, Any] = s.lower.recvfrom_into(buffer, nbytes, flags)
-            if result[0] or s.quiet:
-                return result
-            self._late(s, "recvfrom")
-            return result
-        view = memoryview(buffer).cast("B")
-        data, address = self._recv(s, nbytes or len(view), flags, "recvfrom")
-        view[: len(data)] = data
-        return len(data), address
-
+    # -- data ----------------------------------------------------------------------------------
+    # The data operations are FaultsSocket's (the fast form); with a toxic
+    # active they call _send/_recv here, and _late when a socket turned
+    # noisy during a quiet receive.
     # -- data: with toxics ------------------------------------------------------------------------
     # -- overlapped: fail, netdown and broken connections, at start -------------------------------
     # An overlapped operation that fails at once completes nothing (as WSASend

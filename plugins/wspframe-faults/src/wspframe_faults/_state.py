@@ -5,9 +5,12 @@ from __future__ import annotations
 import collections
 import random
 import threading
-from typing import Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from wspframe import SOCK_STREAM, Dispatch, LayerSocket, ProtocolInfo
+
+if TYPE_CHECKING:
+    from ._layer import FaultsLayer
 
 __all__ = [
     "LIMITED",
@@ -90,6 +93,9 @@ class FaultsSocket(LayerSocket):
         "up_on",
     )
 
+    if TYPE_CHECKING:
+        provider: FaultsLayer
+
     def __init__(self, provider: Any, lower: Dispatch, protocol_info: ProtocolInfo) -> None:
         super().__init__(provider, lower, protocol_info)
         self.stream = protocol_info.socket_type == SOCK_STREAM
@@ -110,3 +116,59 @@ class FaultsSocket(LayerSocket):
 
     def __repr__(self) -> str:
         return f"<FaultsSocket {self.number} handle={self.handle} {STATE_NAMES[self.state]}>"
+
+    # -- data (the fast form: bound as methods of the context) --------------------------------
+    # Quiet: straight to the level below.  Otherwise the layer's toxic paths.
+    def send(self, data: Any, flags: int) -> int:
+        if self.quiet:
+            n: int = self.lower.send(data, flags)
+            return n
+        return self.provider._send(self, data, flags, None, "send")
+
+    def sendto(self, data: Any, flags: int, address: Any) -> int:
+        if self.quiet:
+            n: int = self.lower.sendto(data, flags, address)
+            return n
+        return self.provider._send(self, data, flags, address, "sendto")
+
+    def recv(self, bufsize: int, flags: int) -> bytes:
+        if self.quiet:
+            data: bytes = self.lower.recv(bufsize, flags)
+            if data or self.quiet:
+                return data
+            self.provider._late(self, "recv")
+            return data
+        return self.provider._recv(self, bufsize, flags, "recv")[0]
+
+    def recv_into(self, buffer: Any, nbytes: int, flags: int) -> int:
+        if self.quiet:
+            n: int = self.lower.recv_into(buffer, nbytes, flags)
+            if n or self.quiet:
+                return n
+            self.provider._late(self, "recv")
+            return n
+        view = memoryview(buffer).cast("B")
+        data = self.provider._recv(self, nbytes or len(view), flags, "recv")[0]
+        view[: len(data)] = data
+        return len(data)
+
+    def recvfrom(self, bufsize: int, flags: int) -> tuple[bytes, Any]:
+        if self.quiet:
+            result: tuple[bytes, Any] = self.lower.recvfrom(bufsize, flags)
+            if result[0] or self.quiet:
+                return result
+            self.provider._late(self, "recvfrom")
+            return result
+        return self.provider._recv(self, bufsize, flags, "recvfrom")
+
+    def recvfrom_into(self, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
+        if self.quiet:
+            result: tuple[int, Any] = self.lower.recvfrom_into(buffer, nbytes, flags)
+            if result[0] or self.quiet:
+                return result
+            self.provider._late(self, "recvfrom")
+            return result
+        view = memoryview(buffer).cast("B")
+        data, address = self.provider._recv(self, nbytes or len(view), flags, "recvfrom")
+        view[: len(data)] = data
+        return len(data), address
