@@ -148,3 +148,81 @@ def test_complete_overlapped_request_is_only_for_minted_handles() -> None:
         with host.socket(protocol_info=host.entries_for("memory")[0]) as minted:
             host.upcalls.complete_overlapped_request(minted.fileno(), ov, 0, 3)
         assert ov.result(0) is None and ov.nbytes == 3
+
+
+def test_the_completion_upcall_notifies_exactly_as_finish_does() -> None:
+    # complete_overlapped_request inlines finish()'s common case: each way of
+    # hearing of a completion must come out the same through it.
+    with wspframe.Host(config=False) as host:
+        memory = host.entries_for("memory")[0]
+        with host.socket(protocol_info=memory) as s:
+            complete = host.upcalls.complete_overlapped_request
+            h = s.fileno()
+            port = CompletionPort()
+            port.associate(s, key=9)
+
+            # The event and the port; an IntEnum code and a bool count become ints.
+            ev = Event()
+            ov = Overlapped(ev)
+            ov._start("recv", None)
+            complete(h, ov, C.WSAECONNRESET, True)
+            assert ev.is_set() and ov.done() and not ov.pending
+            got = port.get(0)
+            assert got == (9, ov, 1, 10054) and type(got) is wspframe.Completion
+            assert type(got.error) is int and type(ov.error) is int and type(ov.nbytes) is int
+
+            # A waiter wakes; completing twice is WSAEINVAL and posts nothing.
+            ov = Overlapped()
+            ov._start("send", None)
+            woke: list[bool] = []
+            t = threading.Thread(target=lambda: woke.append(ov.wait(5)))
+            t.start()
+            time.sleep(0.02)
+            complete(h, ov, 0, 5)
+            t.join(5)
+            assert woke == [True] and port.get(0) == (9, ov, 5, 0)
+            with pytest.raises(WSAError) as info:
+                complete(h, ov, 0, 5)
+            assert info.value.wsa_code == C.WSAEINVAL
+            with pytest.raises(TimeoutError):
+                port.get(0)
+
+            # A substitute: only its layer hears of it.
+            heard: list[Overlapped] = []
+            sub = Overlapped().substitute(heard.append)
+            complete(h, sub, 0, 3)
+            assert heard == [sub] and sub.done()
+            # A completion routine: an APC to the issuing thread, not the port.
+            ran: list[tuple[int, int]] = []
+            ov = Overlapped(Event())
+            ov._start("recv", lambda err, n, o, flags: ran.append((err, n)))
+            complete(h, ov, 0, 4)
+            assert ov.done() and ran == [] and ov.event is not None and not ov.event.is_set()
+            assert sleep_ex(0) == WAIT_IO_COMPLETION and ran == [(0, 4)]
+            with pytest.raises(TimeoutError):
+                port.get(0)
+
+            # A closed port hears no more, even through an association still
+            # in flight; its get() fails with WSA_INVALID_HANDLE.
+            port.close()
+            host._ports[h] = (port, 9)
+            ov = Overlapped()
+            ov._start("recv", None)
+            complete(h, ov, 0, 1)
+            assert ov.done() and port._queue.qsize() == 1  # the close marker only
+            for _ in range(2):  # every waiter, not only the first
+                with pytest.raises(WSAError) as info:
+                    port.get()
+                assert info.value.wsa_code == C.WSA_INVALID_HANDLE
+
+
+def test_upcalls_without_a_host_complete_through_the_given_completer() -> None:
+    table = wspframe._handles.HandleTable(lambda cid: True)
+    seen: list[tuple[int, int, int]] = []
+    upcalls = wspframe._handles.Upcalls(table, complete=lambda h, ov, e, n: seen.append((h, e, n)))
+    handle = upcalls.create_socket_handle(1, None)
+    try:
+        upcalls.complete_overlapped_request(handle, Overlapped(), 0, 2)
+        assert seen == [(handle, 0, 2)]
+    finally:
+        upcalls.close_socket_handle(handle)

@@ -217,6 +217,10 @@ def _close_minted(record: HandleRecord) -> None:
 Completer = Callable[[int, Any, int, int], None]
 
 
+#: ``Completion(...)`` without the Python frame of a named tuple's ``__new__``.
+_new_tuple = tuple.__new__
+
+
 def _finish_unrouted(handle: int, ov: Any, error: int, nbytes: int) -> None:
     from ._overlapped import finish
 
@@ -232,16 +236,34 @@ class Upcalls:
     default to stand-ins that let a provider be exercised without a host.
     """
 
-    __slots__ = ("_complete", "_engine", "_engine_factory", "_engine_lock", "_table")
+    __slots__ = (
+        "_complete",
+        "_engine",
+        "_engine_factory",
+        "_engine_lock",
+        "_finish",
+        "_packet",
+        "_ports",
+        "_table",
+    )
 
     def __init__(
         self,
         table: HandleTable,
         complete: Completer | None = None,
         engine: Callable[[], Any] | None = None,
+        ports: dict[int, Any] | None = None,
     ) -> None:
+        from ._overlapped import Completion, finish
+
         self._table = table
         self._complete = complete or _finish_unrouted
+        # The host's handle -> (port, key) associations: given, minted handles'
+        # completions are routed here without the call through ``complete``
+        # (which must route the same way: finish() with ports.get(handle)).
+        self._ports = ports
+        self._finish = finish
+        self._packet = Completion
         self._engine_factory = engine
         self._engine: Any = None
         self._engine_lock = threading.Lock()
@@ -285,14 +307,50 @@ class Upcalls:
         event, queues the completion routine to the issuing thread, or posts to
         the port associated with ``handle``; completing twice is WSAEINVAL.
         """
-        record = self._table.get(handle)
+        # Every non-IFS completion comes through here: each call and attribute
+        # below is paid per completion, so the common case of overlapped.finish()
+        # is inlined (tests/test_overlapped_primitives.py holds the two equal).
+        record = self._table._records.get(handle)
         if record is None or record.ifs:
             raise_wsa(
                 WSAErrorCode.WSAEINVAL,
                 f"complete_overlapped_request needs a handle from create_socket_handle, "
                 f"got {handle!r}",
             )
-        self._complete(handle, overlapped, error, nbytes)
+        ports = self._ports
+        if ports is None:
+            self._complete(handle, overlapped, error, nbytes)
+            return
+        ov = overlapped
+        if (
+            not ov.pending  # finish() raises WSAEINVAL
+            or ov._callback is not None  # a substitute
+            or ov._routine is not None  # an APC to queue
+            or error.__class__ is not int
+            or nbytes.__class__ is not int
+        ):
+            self._finish(ov, error, nbytes, ports.get(handle))
+            return
+        # finish() for a client's overlapped without a completion routine:
+        # record, the socket's bookkeeping, wake a waiter, set the event, post.
+        ov.error = error
+        ov.nbytes = nbytes
+        ov.pending = False
+        finisher = ov._finisher
+        if finisher is not None:
+            ov._finisher = None
+            finisher(ov)  # may fail an accept: take the error it leaves
+            error = ov.error
+        ov._finished = True  # before looking for a waiter: see Overlapped.wait()
+        if ov._waiter is not None:
+            ov._waiter.set()
+        if ov.event is not None:
+            ov.event.set()
+        route = ports.get(handle)
+        if route is not None:
+            port = route[0]
+            if not port._closed:
+                port._queue.put(_new_tuple(self._packet, (route[1], ov, nbytes, error)))
 
     def queue_apc(self, thread_ident: int, function: Callable[..., Any], *args: Any) -> None:
         """``WPUQueueApc``: run ``function(*args)`` in ``thread_ident``'s next alertable wait."""

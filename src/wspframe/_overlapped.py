@@ -28,7 +28,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, NoReturn
 
 from ._errors import WSAError, WSAErrorCode, raise_wsa, wsa_error
 
@@ -222,6 +222,15 @@ class CompletionPort:
     def get(self, timeout: float | None = None) -> Completion:
         """``GetQueuedCompletionStatus``: the next completion; ``TimeoutError``
         (WAIT_TIMEOUT) if none within ``timeout``; WSA_INVALID_HANDLE once closed."""
+        # Called once per completion: no call but the queue's when all is well.
+        if self._closed or timeout is not None:
+            return self._get_slow(timeout)
+        item = self._queue.get()
+        if item is _CLOSED:
+            self._closed_now()
+        return item  # type: ignore[no-any-return]
+
+    def _get_slow(self, timeout: float | None) -> Completion:
         self._check_open()
         try:
             item = self._queue.get(True, timeout)
@@ -230,9 +239,12 @@ class CompletionPort:
                 WSAErrorCode.WAIT_TIMEOUT, f"no completion within {timeout} s"
             ) from None
         if item is _CLOSED:
-            self._queue.put(_CLOSED)  # wake the next waiter too
-            raise_wsa(WSAErrorCode.WSA_INVALID_HANDLE, "the completion port was closed")
+            self._closed_now()
         return item  # type: ignore[no-any-return]
+
+    def _closed_now(self) -> NoReturn:
+        self._queue.put(_CLOSED)  # wake the next waiter too
+        raise_wsa(WSAErrorCode.WSA_INVALID_HANDLE, "the completion port was closed")
 
     def get_many(self, max_count: int = 64, timeout: float | None = None) -> list[Completion]:
         """``GetQueuedCompletionStatusEx``: at least one completion (waiting up to
@@ -438,11 +450,13 @@ def finish(
 
     ``port`` is the (port, key) associated with the handle completed against.
     A second completion of the same operation is WSAEINVAL (a provider bug).
+    ``Upcalls.complete_overlapped_request`` inlines the common case: keep the
+    two in step.
     """
     if not ov.pending:
         raise_wsa(WSAErrorCode.WSAEINVAL, f"{ov!r} completed twice (or never started)")
-    ov.error = int(error)
-    ov.nbytes = int(nbytes)
+    ov.error = error if error.__class__ is int else int(error)  # not an IntEnum member
+    ov.nbytes = nbytes if nbytes.__class__ is int else int(nbytes)
     ov.pending = False
     callback = ov._callback
     if callback is not None:  # a substitute: only the layer hears of it
@@ -450,7 +464,7 @@ def finish(
         callback(ov)
         return
     finisher = ov._finisher
-    if finisher is not None:
+    if finisher is not None:  # the socket's bookkeeping (may fail an accept)
         ov._finisher = None
         finisher(ov)
     ov._finished = True  # _set_done(), inlined: this is the hot path
