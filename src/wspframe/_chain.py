@@ -84,6 +84,33 @@ def _bind(provider: ServiceProvider, op: str, *args: Any) -> Callable[..., Any]:
     return functools.partial(method, *args)
 
 
+#: How a level binds one hot operation to a context: ``(function, bound,
+#: fast)``.  Fast: ``MethodType(function, ctx)`` if the context's class is
+#: ``bound`` (the layer's socket class), else as ``_bind`` would.  Otherwise
+#: ``partial(function, bound, ctx)`` (``bound`` None: ``partial(function, ctx)``).
+_Impl = tuple[Callable[..., Any], Any, bool]
+
+
+def _impl(provider: ServiceProvider, op: str) -> _Impl:
+    if isinstance(provider, LayeredProvider) and op in socket_operations(provider.socket_class):
+        return getattr(provider.socket_class, op), provider.socket_class, True
+    method = getattr(provider, op)
+    if isinstance(method, types.MethodType):
+        return method.__func__, method.__self__, False
+    return method, None, False
+
+
+def _bind_impl(impl: _Impl, provider: ServiceProvider, op: str, ctx: Any) -> Callable[..., Any]:
+    fn, bound, fast = impl
+    if fast:
+        if type(ctx) is bound:
+            return types.MethodType(fn, ctx)
+        return _bind(provider, op, ctx)
+    if bound is None:
+        return functools.partial(fn, ctx)
+    return functools.partial(fn, bound, ctx)
+
+
 class NextLayer:
     """One level of a compiled chain, as the level above sees it.
 
@@ -99,11 +126,13 @@ class NextLayer:
         "below",
         "catalog_entry_id",
         "chain_info",
+        "hot_impl",
         "ifs",
         "index",
         "is_base",
         "overrides",
         "own_hot",
+        "plan",
         "protocol_info",
         "provider",
         "table",
@@ -157,6 +186,14 @@ class NextLayer:
         # this level runs itself (the others are the level below's).
         own = tuple(targets[op] is self for op in _HOT)
         self.own_hot = None if all(own) else own
+        #: Per hot operation this level runs: how to bind it to a context.
+        self.hot_impl = tuple(
+            _impl(provider, op) if mine else None for op, mine in zip(_HOT, own, strict=True)
+        )
+        #: The Socket API's bindings of hot operations at this level as the
+        #: top (see _socket._hot_bindings): op -> (function, provider,
+        #: callable, native).
+        self.plan: dict[str, tuple[Any, Any, Any, bool]] = {}
 
     @property
     def name(self) -> str:
@@ -177,7 +214,7 @@ class NextLayer:
         flags: int,
     ) -> Dispatch:
         """Create the socket at this level (and, through it, every level below)."""
-        if protocol_info != self.protocol_info:
+        if protocol_info is not self.protocol_info and protocol_info != self.protocol_info:
             expected = "the base entry's own" if self.is_base else "the same, unmodified chain"
             raise_wsa(
                 WSAErrorCode.WSAEINVAL,
@@ -272,7 +309,7 @@ def _accept(level: NextLayer, ctx: Any) -> tuple[Dispatch, Any]:
     return level.adopt(new_ctx), address
 
 
-_COLD: Final = tuple(op for op in _SLOTS[3:] if op not in _HOT)
+_COLD: Final = tuple(op for op in _SLOTS[3:] if op not in _HOT and op != "close_socket")
 
 
 class Dispatch:
@@ -298,23 +335,33 @@ class Dispatch:
         # an operation shares the callable bound below.  Bound here, per
         # socket, from the provider instance (as a lazy bind would).
         provider = level.provider
-        own = level.own_hot
-        if own is None:  # the base, or a layer overriding all of them
-            self.send = _bind(provider, "send", context)
-            self.recv = _bind(provider, "recv", context)
-            self.recv_into = _bind(provider, "recv_into", context)
-            self.sendto = _bind(provider, "sendto", context)
-            self.recvfrom = _bind(provider, "recvfrom", context)
-            self.recvfrom_into = _bind(provider, "recvfrom_into", context)
+        impl = level.hot_impl
+        if level.own_hot is None:  # the base, or a layer overriding all of them
+            self.send = _bind_impl(impl[0], provider, "send", context)  # type: ignore[arg-type]
+            self.recv = _bind_impl(impl[1], provider, "recv", context)  # type: ignore[arg-type]
+            self.recv_into = _bind_impl(impl[2], provider, "recv_into", context)  # type: ignore[arg-type]
+            self.sendto = _bind_impl(impl[3], provider, "sendto", context)  # type: ignore[arg-type]
+            self.recvfrom = _bind_impl(impl[4], provider, "recvfrom", context)  # type: ignore[arg-type]
+            self.recvfrom_into = _bind_impl(impl[5], provider, "recvfrom_into", context)  # type: ignore[arg-type]
             return
         lower = context.lower
-        self.send = _bind(provider, "send", context) if own[0] else lower.send
-        self.recv = _bind(provider, "recv", context) if own[1] else lower.recv
-        self.recv_into = _bind(provider, "recv_into", context) if own[2] else lower.recv_into
-        self.sendto = _bind(provider, "sendto", context) if own[3] else lower.sendto
-        self.recvfrom = _bind(provider, "recvfrom", context) if own[4] else lower.recvfrom
+        i = impl[0]
+        self.send = lower.send if i is None else _bind_impl(i, provider, "send", context)
+        i = impl[1]
+        self.recv = lower.recv if i is None else _bind_impl(i, provider, "recv", context)
+        i = impl[2]
+        self.recv_into = (
+            lower.recv_into if i is None else _bind_impl(i, provider, "recv_into", context)
+        )
+        i = impl[3]
+        self.sendto = lower.sendto if i is None else _bind_impl(i, provider, "sendto", context)
+        i = impl[4]
+        self.recvfrom = (
+            lower.recvfrom if i is None else _bind_impl(i, provider, "recvfrom", context)
+        )
+        i = impl[5]
         self.recvfrom_into = (
-            _bind(provider, "recvfrom_into", context) if own[5] else lower.recvfrom_into
+            lower.recvfrom_into if i is None else _bind_impl(i, provider, "recvfrom_into", context)
         )
 
     def _bound(self, name: str) -> Callable[..., Any]:
@@ -329,6 +376,10 @@ class Dispatch:
     if TYPE_CHECKING:
 
         def __getattr__(self, name: str) -> Any: ...
+
+    def close_socket(self) -> None:
+        """``WSPCloseSocket`` at this level (which closes the levels below)."""
+        self.level.provider.close_socket(self.context)  # type: ignore[attr-defined]
 
     def contexts(self) -> list[Any]:
         """This socket's context at this level and every level below it."""

@@ -47,6 +47,7 @@ _MULTIPOINT = (
     | WSAFlag.MULTIPOINT_D_ROOT
     | WSAFlag.MULTIPOINT_D_LEAF
 )
+_MULTIPOINT_BITS = int(_MULTIPOINT)
 _KNOWN_FLAGS = int(
     _MULTIPOINT | WSAFlag.OVERLAPPED | WSAFlag.NO_HANDLE_INHERIT | WSAFlag.ACCESS_SYSTEM_SECURITY
 )
@@ -59,7 +60,7 @@ def check_flags(flags: int, entry: ProtocolInfo) -> None:
         raise_wsa(
             WSAErrorCode.WSAEINVAL, f"flags must be a combination of WSA_FLAG_*, got {flags!r}"
         )
-    mp = flags & _MULTIPOINT
+    mp = flags & _MULTIPOINT_BITS
     if not mp:
         return
     sf = entry.service_flags

@@ -111,18 +111,22 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     """
     flat: list[Any] = []
     native: dict[str, ServiceProvider] = {}
+    plan = top.level.plan  # what earlier sockets of this chain found
     for op in _HOT:
         fn = getattr(top, op)
-        if type(fn) is types.MethodType:  # a layer's fast form
+        kind = type(fn)
+        if kind is types.MethodType:  # a layer's fast form
             flat += (fn.__func__, fn.__self__)
-        elif type(fn) is functools.partial and len(fn.args) == 2:
+        elif kind is functools.partial and len(fn.args) == 2:
             provider, ctx = fn.args
-            direct = provider.native(op) if isinstance(provider, ServiceProvider) else None
-            if direct is not None:
+            hit = plan.get(op)
+            if hit is None or hit[0] is not fn.func or hit[1] is not provider:
+                direct = provider.native(op) if isinstance(provider, ServiceProvider) else None
+                call = types.MethodType(fn.func, provider) if direct is None else direct
+                hit = plan[op] = (fn.func, provider, call, direct is not None)
+            flat += (hit[2], ctx)
+            if hit[3]:
                 native[op] = provider
-                flat += (direct, ctx)
-            else:
-                flat += (types.MethodType(fn.func, provider), ctx)
         else:
             flat += (_call_other, fn)
     return tuple(flat), native
@@ -392,12 +396,14 @@ class Socket:
                     except Exception as exc:
                         error = contain(exc, "close")
                     finally:
-                        self._abort_inflight()
+                        if core.inflight:
+                            self._abort_inflight()
                         # Whatever the providers did, no handle of this socket survives.
+                        table = host._table
                         for ctx in core.top.contexts():
                             h = getattr(ctx, "handle", None)
-                            if isinstance(h, int) and h >= 0:
-                                host._table.discard(h)
+                            if isinstance(h, int) and h >= 0 and h in table:
+                                table.discard(h)
                 host._ports.pop(core.top.handle, None)
                 if handle != core.top.handle:
                     host._release_descriptor(core, handle)
