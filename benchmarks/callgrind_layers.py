@@ -3,13 +3,15 @@
 Runs the harness of ``wspframe bench`` (``wspframe._bench._callgrind_child``)
 under ``valgrind --tool=callgrind``: one process sends and receives N times
 through a raw TCP socket, a bare ``tcpip`` chain (twice: the second is a
-control), K ``benchrelay`` layers (send/recv overridden with a pass-through)
-and K ``passthrough`` layers (which override nothing), with the profile cut
-at ``os.getppid()`` markers between the phases.  Prints instructions per
-operation for each variant and per layer; ``--functions`` adds, per C
-function of the interpreter, what K relay layers add to the bare chain per
-layer and operation (``callgrind_annotate``), which is how the cost of a
-``__getattr__`` on the dispatch class was found.
+control), K ``passthrough`` layers (which override nothing), K and 2K
+``benchfast`` layers (send/recv pass-throughs on the socket class, the fast
+form) and K and 2K ``benchrelay`` layers (the same as provider methods), with
+the profile cut at ``os.getppid()`` markers between the phases.  Prints
+instructions per operation for each variant and per layer (what K more
+layers add); ``--functions`` adds, per C function of the interpreter, what K
+more layers of ``--form`` add per layer and operation
+(``callgrind_annotate``), which is how the cost of a ``__getattr__`` on the
+dispatch class was found.
 
     python benchmarks/callgrind_layers.py [--ops N] [--layers K] [--runs R] [--functions]
 
@@ -57,8 +59,9 @@ def self_costs(path: Path) -> dict[str, int]:
     return costs
 
 
-def function_diff(folder: Path, ops: int, layers: int, batch: int, top: int) -> None:
-    """Per function: (relay - bare) / (layers * ops), send and recv phases together."""
+def function_diff(folder: Path, ops: int, layers: int, batch: int, top: int, form: str) -> None:
+    """Per function: what ``layers`` more layers of ``form`` (fast or relay)
+    add, / (layers * ops), send and recv phases together."""
     batches = ops // batch
     parts = {}
     for path in folder.glob("cg.out*"):
@@ -78,7 +81,7 @@ def function_diff(folder: Path, ops: int, layers: int, batch: int, top: int) -> 
                 acc[name] = acc.get(name, 0) + cost
         return acc
 
-    bare, relay = total("bare"), total("relay")
+    bare, relay = total(form), total(f"{form}2x")
     scale = layers * ops * 2
     rows = sorted(((relay.get(k, 0) - bare.get(k, 0)) / scale, k) for k in set(bare) | set(relay))
 
@@ -89,7 +92,7 @@ def function_diff(folder: Path, ops: int, layers: int, batch: int, top: int) -> 
         )
         return sum(int(m.group(1)) for m in found if m)
 
-    whole = (totals("relay") - totals("bare")) / scale
+    whole = (totals(f"{form}2x") - totals(form)) / scale
     # callgrind_annotate also lists, at the full cost, the frames the loop
     # runs under (main, run_mod, ...): leave those out.
     rows = [(cost, name) for cost, name in rows if abs(cost) < 0.99 * abs(whole)]
@@ -106,6 +109,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="runs (in parallel)")
     parser.add_argument("--functions", action="store_true", help="per-function breakdown")
     parser.add_argument("--top", type=int, default=25, help="functions shown")
+    parser.add_argument(
+        "--form",
+        choices=("fast", "relay"),
+        default="fast",
+        help="layers of --functions: fast form (benchfast) or provider methods (benchrelay)",
+    )
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         sys.exit("valgrind not found (apt-get install valgrind)")
@@ -120,20 +129,23 @@ def main() -> None:
             print(f"run {i + 1}: instructions per operation")
             for variant, ops in r.items():
                 print(f"  {variant:6} send {ops['send']:9.1f}  recv {ops['recv']:9.1f}")
-            for variant in ("relay", "pass"):
-                send = (r[variant]["send"] - r["bare"]["send"]) / k
-                recv = (r[variant]["recv"] - r["bare"]["recv"]) / k
-                print(f"  per {variant} layer: send {send:8.1f}  recv {recv:8.1f}")
+            for variant in ("fast", "relay"):
+                send = (r[f"{variant}2x"]["send"] - r[variant]["send"]) / k
+                recv = (r[f"{variant}2x"]["recv"] - r[variant]["recv"]) / k
+                print(f"  per {variant} layer ({k} more): send {send:8.1f}  recv {recv:8.1f}")
+            send = (r["pass"]["send"] - r["bare"]["send"]) / k
+            recv = (r["pass"]["recv"] - r["bare"]["recv"]) / k
+            print(f"  per passthrough layer: send {send:8.1f}  recv {recv:8.1f}")
         if len(runs) > 1:
             per = [
-                (r["relay"]["send"] + r["relay"]["recv"] - r["bare"]["send"] - r["bare"]["recv"])
+                (r["fast2x"]["send"] + r["fast2x"]["recv"] - r["fast"]["send"] - r["fast"]["recv"])
                 / (2 * k)
                 for r in runs
             ]
             spread = (max(per) - min(per)) / max(per)
-            print(f"per relay layer per operation: {per}; runs differ by {spread:.4%}")
+            print(f"per fast-form layer per operation: {per}; runs differ by {spread:.4%}")
         if args.functions:
-            function_diff(folders[0], args.ops, args.layers, args.batch, args.top)
+            function_diff(folders[0], args.ops, args.layers, args.batch, args.top, args.form)
 
 
 if __name__ == "__main__":
