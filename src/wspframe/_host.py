@@ -160,7 +160,7 @@ class Host:
         #: handle -> (completion port, key), set by CompletionPort.associate().
         self._ports: dict[int, tuple[CompletionPort, int]] = {}
         self._redirector: Redirector | None = None
-        self.upcalls = Upcalls(self._table, complete=self._complete)
+        self.upcalls = Upcalls(self._table, complete=self._complete, ports=self._ports)
         self._bases: dict[str, ServiceProvider] = {}
         self._layers: dict[uuid.UUID, LayeredProvider] = {}
         self._started: dict[int, ServiceProvider] = {}
