@@ -1526,7 +1526,7 @@ def default_rows(ctx: Context) -> Plan:
         layered_spec(BenchFastLayer.name, CALLGRIND_LAYERS, "tcpip"),
         "per-layer",
         None,
-        note="a bare chain calls the OS socket natively; under a layer, tcpip's method runs",
+        note="a bare chain calls the OS socket natively; under layers, tcpip's context function",
     )
     out.append(
         (

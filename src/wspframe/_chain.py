@@ -86,24 +86,43 @@ def _bind(provider: ServiceProvider, op: str, *args: Any) -> Callable[..., Any]:
 
 #: How a level binds one hot operation to a context: ``(function, bound,
 #: fast)``.  Fast: ``MethodType(function, ctx)`` if the context's class is
-#: ``bound`` (the layer's socket class), else as ``_bind`` would.  Otherwise
+#: ``bound`` (the layer's socket class; ``object`` for a base provider's
+#: context function: any context), else as ``_bind`` would.  Otherwise
 #: ``partial(function, bound, ctx)`` (``bound`` None: ``partial(function, ctx)``).
 _Impl = tuple[Callable[..., Any], Any, bool]
 
 
 def _impl(provider: ServiceProvider, op: str) -> _Impl:
-    if isinstance(provider, LayeredProvider) and op in socket_operations(provider.socket_class):
-        return getattr(provider.socket_class, op), provider.socket_class, True
+    if isinstance(provider, LayeredProvider):
+        if op in socket_operations(provider.socket_class):
+            return getattr(provider.socket_class, op), provider.socket_class, True
+    else:
+        function = provider.context_function(op)
+        if function is not None:
+            return function, object, True
     method = getattr(provider, op)
     if isinstance(method, types.MethodType):
         return method.__func__, method.__self__, False
     return method, None, False
 
 
+_HOT_NAMES: Final = frozenset(_HOT)
+
+
+def _instance_impl(provider: ServiceProvider, op: str) -> _Impl:
+    """:func:`_impl` where the instance may have replaced ``op``."""
+    if op in vars(provider):
+        method = getattr(provider, op)
+        if isinstance(method, types.MethodType):
+            return method.__func__, method.__self__, False
+        return method, None, False
+    return _impl(provider, op)
+
+
 def _bind_impl(impl: _Impl, provider: ServiceProvider, op: str, ctx: Any) -> Callable[..., Any]:
     fn, bound, fast = impl
     if fast:
-        if type(ctx) is bound:
+        if bound is object or type(ctx) is bound:
             return types.MethodType(fn, ctx)
         return _bind(provider, op, ctx)
     if bound is None:
@@ -336,6 +355,13 @@ class Dispatch:
         # socket, from the provider instance (as a lazy bind would).
         provider = level.provider
         impl = level.hot_impl
+        if not _HOT_NAMES.isdisjoint(getattr(provider, "__dict__", ())):
+            # An operation replaced on the instance (a test's monkeypatch):
+            # bind what getattr finds now, as the SPI's dispatch table would.
+            impl = tuple(
+                None if i is None else _instance_impl(provider, op)
+                for op, i in zip(_HOT, impl, strict=True)
+            )
         if level.own_hot is None:  # the base, or a layer overriding all of them
             self.send = _bind_impl(impl[0], provider, "send", context)  # type: ignore[arg-type]
             self.recv = _bind_impl(impl[1], provider, "recv", context)  # type: ignore[arg-type]

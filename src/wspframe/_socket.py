@@ -102,9 +102,10 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     flattened, and the providers whose native operations are among them.
 
     A chain's ``partial(f, provider, ctx)`` becomes ``(f bound to provider,
-    ctx)``, and a context's bound method ``ctx.op`` (a layer's fast form)
-    ``(function, ctx)``: a Python function or bound method called from a
-    Python frame is inlined by the interpreter, a partial is not.  Where the
+    ctx)``, and a context's bound method ``ctx.op`` (a layer's fast form, or
+    a base provider's context function) ``(function, ctx)``: a Python
+    function or bound method called from a Python frame is inlined by the
+    interpreter, a partial is not.  Where the
     provider offers a native function for the operation
     (``ServiceProvider.native``), the pair is ``(native, ctx)``: the
     provider's own C call, its failures mapped here on the slow path.
@@ -115,8 +116,17 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     for op in _HOT:
         fn = getattr(top, op)
         kind = type(fn)
-        if kind is types.MethodType:  # a layer's fast form
-            flat += (fn.__func__, fn.__self__)
+        if kind is types.MethodType:  # a layer's fast form, or a base's context function
+            ctx = fn.__self__
+            hit = plan.get(op)
+            if hit is None or hit[0] is not fn.__func__:
+                target = top.level.targets[op]
+                provider = target.provider
+                direct = provider.native(op) if target.is_base else None
+                hit = plan[op] = (fn.__func__, provider, direct or fn.__func__, direct is not None)
+            flat += (hit[2], ctx)
+            if hit[3]:
+                native[op] = hit[1]
         elif kind is functools.partial and len(fn.args) == 2:
             provider, ctx = fn.args
             hit = plan.get(op)

@@ -271,6 +271,20 @@ class ServiceProvider:
         """The WSAError for a failure ``exc`` of :meth:`native` ``op`` on ``s``."""
         return contain(exc, op)
 
+    def context_function(self, op: str) -> Callable[..., Any] | None:
+        """A Python function doing per-socket data operation ``op`` exactly as
+        this provider's method does (failures included), called as
+        ``function(s, *args)``; or None (the default: the method is called).
+
+        The chain binds it as a method of each socket's context, which the
+        interpreter inlines into the caller's frame (a layer calling
+        ``s.lower.send``); a provider method is bound with two arguments
+        through ``functools.partial``, which it cannot inline.  Only the data
+        operations (send, recv, recv_into, sendto, recvfrom, recvfrom_into)
+        are asked for.
+        """
+        return None
+
     # -- defaults built on the required operations -------------------------
     def recv_into(self, s: Any, buffer: Any, nbytes: int, flags: int) -> int:
         view = memoryview(buffer).cast("B")

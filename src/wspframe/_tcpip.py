@@ -215,64 +215,42 @@ class TcpipProvider(ServiceProvider):
                 s.close()
 
     # -- data ---------------------------------------------------------------------
+    # The module functions below do the work: the chain binds them as methods
+    # of the context (see context_function), the Socket API calls the OS
+    # socket natively (see native).
     def send(self, s: TcpipSocket, data: Any, flags: int) -> int:
-        try:
-            return s.send(data, flags)
-        except BrokenPipeError as exc:
-            raise _not_connected_or(exc, s, "send") from exc
-        except Exception as exc:
-            raise _fail(exc, "send") from exc
+        return _send(s, data, flags)
 
     def recv(self, s: TcpipSocket, bufsize: int, flags: int) -> bytes:
-        try:
-            return s.recv(bufsize, flags)
-        except Exception as exc:
-            raise _fail(exc, "recv") from exc
+        return _recv(s, bufsize, flags)
 
     def recv_into(self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> int:
-        try:
-            return s.recv_into(buffer, nbytes, flags)
-        except Exception as exc:
-            raise _fail(exc, "recv_into") from exc
+        return _recv_into(s, buffer, nbytes, flags)
 
     def sendto(self, s: TcpipSocket, data: Any, flags: int, address: Any) -> int:
-        try:
-            if s.type == _socket.SOCK_STREAM:
-                # Connection-oriented: the address is ignored, as for send.
-                try:
-                    s.getpeername()
-                except OSError:
-                    raise_wsa(
-                        WSAErrorCode.WSAENOTCONN, "sendto on a stream socket that is not connected"
-                    )
-                return s.send(data, flags)
-            return s.sendto(data, flags, address)
-        except WSAError:
-            raise
-        except Exception as exc:
-            raise _fail(exc, "sendto") from exc
+        return _sendto(s, data, flags, address)
 
     def recvfrom(self, s: TcpipSocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
-        try:
-            return s.recvfrom(bufsize, flags)
-        except Exception as exc:
-            raise _fail(exc, "recvfrom") from exc
+        return _recvfrom(s, bufsize, flags)
 
     def recvfrom_into(
         self, s: TcpipSocket, buffer: Any, nbytes: int, flags: int
     ) -> tuple[int, Any]:
-        try:
-            return s.recvfrom_into(buffer, nbytes, flags)
-        except Exception as exc:
-            raise _fail(exc, "recvfrom_into") from exc
+        return _recvfrom_into(s, buffer, nbytes, flags)
 
     # The data operations above are the OS socket's own calls plus error
     # mapping: the Socket API may call those directly (see ServiceProvider.native).
     def native(self, op: str) -> Callable[..., Any] | None:
-        pair = _NATIVE.get(op)
-        if pair is None or getattr(type(self), op) is not pair[0]:
+        entry = _DATA.get(op)
+        if entry is None or getattr(type(self), op) is not entry[0]:
             return None  # not ours, or a subclass changed the operation
-        return pair[1]
+        return entry[1]
+
+    def context_function(self, op: str) -> Callable[..., Any] | None:
+        entry = _DATA.get(op)
+        if entry is None or getattr(type(self), op) is not entry[0]:
+            return None
+        return entry[2]
 
     def native_error(self, s: Any, op: str, exc: Exception) -> WSAError:
         if op == "send" and isinstance(exc, BrokenPipeError):
@@ -563,12 +541,72 @@ def _fionread(s: TcpipSocket) -> int:
         raise from_os_error(exc, "ioctl(FIONREAD)") from exc
 
 
-#: Per data operation: the provider method, and the OS socket's C method it
-#: is equivalent to (failures aside).
-_NATIVE: Final[dict[str, tuple[Callable[..., Any], Callable[..., Any]]]] = {
-    "send": (TcpipProvider.send, _socket.socket.send),
-    "recv": (TcpipProvider.recv, _socket.socket.recv),
-    "recv_into": (TcpipProvider.recv_into, _socket.socket.recv_into),
-    "recvfrom": (TcpipProvider.recvfrom, _socket.socket.recvfrom),
-    "recvfrom_into": (TcpipProvider.recvfrom_into, _socket.socket.recvfrom_into),
+# -- the data operations -------------------------------------------------------------------
+def _send(s: TcpipSocket, data: Any, flags: int) -> int:
+    try:
+        return s.send(data, flags)
+    except BrokenPipeError as exc:
+        raise _not_connected_or(exc, s, "send") from exc
+    except Exception as exc:
+        raise _fail(exc, "send") from exc
+
+
+def _recv(s: TcpipSocket, bufsize: int, flags: int) -> bytes:
+    try:
+        return s.recv(bufsize, flags)
+    except Exception as exc:
+        raise _fail(exc, "recv") from exc
+
+
+def _recv_into(s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> int:
+    try:
+        return s.recv_into(buffer, nbytes, flags)
+    except Exception as exc:
+        raise _fail(exc, "recv_into") from exc
+
+
+def _sendto(s: TcpipSocket, data: Any, flags: int, address: Any) -> int:
+    try:
+        if s.type == _socket.SOCK_STREAM:
+            # Connection-oriented: the address is ignored, as for send.
+            try:
+                s.getpeername()
+            except OSError:
+                raise_wsa(
+                    WSAErrorCode.WSAENOTCONN, "sendto on a stream socket that is not connected"
+                )
+            return s.send(data, flags)
+        return s.sendto(data, flags, address)
+    except WSAError:
+        raise
+    except Exception as exc:
+        raise _fail(exc, "sendto") from exc
+
+
+def _recvfrom(s: TcpipSocket, bufsize: int, flags: int) -> tuple[bytes, Any]:
+    try:
+        return s.recvfrom(bufsize, flags)
+    except Exception as exc:
+        raise _fail(exc, "recvfrom") from exc
+
+
+def _recvfrom_into(s: TcpipSocket, buffer: Any, nbytes: int, flags: int) -> tuple[int, Any]:
+    try:
+        return s.recvfrom_into(buffer, nbytes, flags)
+    except Exception as exc:
+        raise _fail(exc, "recvfrom_into") from exc
+
+
+#: Per data operation: the provider method, the OS socket's C method it is
+#: equivalent to (failures aside; None: none is), and the function doing it
+#: with failures mapped.
+_DATA: Final[
+    dict[str, tuple[Callable[..., Any], Callable[..., Any] | None, Callable[..., Any]]]
+] = {
+    "send": (TcpipProvider.send, _socket.socket.send, _send),
+    "recv": (TcpipProvider.recv, _socket.socket.recv, _recv),
+    "recv_into": (TcpipProvider.recv_into, _socket.socket.recv_into, _recv_into),
+    "sendto": (TcpipProvider.sendto, None, _sendto),  # a stream's sendto is send
+    "recvfrom": (TcpipProvider.recvfrom, _socket.socket.recvfrom, _recvfrom),
+    "recvfrom_into": (TcpipProvider.recvfrom_into, _socket.socket.recvfrom_into, _recvfrom_into),
 }
