@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["Socket", "SocketCore"]
 
 _HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
+#: WSA_FLAG_OVERLAPPED as a plain int (IntFlag arithmetic costs a Python call).
+_OVERLAPPED: Final = int(WSAFlag.OVERLAPPED)
 
 
 class SocketCore:
@@ -449,7 +451,7 @@ class Socket:
     def _start(self, op: str, ov: Overlapped, routine: CompletionRoutine | None) -> Dispatch:
         top = self._dispatch()
         core = self._core
-        if not core.flags & WSAFlag.OVERLAPPED:
+        if not core.flags & _OVERLAPPED:
             raise_wsa(
                 WSAErrorCode.WSAEINVAL,
                 f"{op}_overlapped() needs a socket created with WSA_FLAG_OVERLAPPED",
