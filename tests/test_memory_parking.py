@@ -183,6 +183,52 @@ def test_a_stale_wake_does_not_end_a_blocked_call(env: Env, parker_kind: str) ->
     assert (w.error, w.result) == (None, b"late")
 
 
+# -- a send hands its data to a blocked recv ------------------------------------------------------
+
+
+def test_a_blocked_recv_smaller_than_the_send_leaves_the_rest_queued(env: Env) -> None:
+    c, s = env.pair()
+    env.p.settimeout(s, None)
+    w = Worker(env.p.recv, s, 3, 0)
+    wait_blocked(env.p)
+    assert env.p.send(c, b"abcdefg", 0) == 7
+    w.join()
+    assert w.result == b"abc"
+    assert env.p.recv(s, 100, 0) == b"defg"
+
+
+def test_an_empty_send_does_not_wake_a_blocked_recv(env: Env) -> None:
+    """An empty result would read as end of file."""
+    c, s = env.pair()
+    env.p.settimeout(s, None)
+    w = Worker(env.p.recv, s, 100, 0)
+    wait_blocked(env.p)
+    assert env.p.send(c, b"", 0) == 0
+    assert w.thread.is_alive() and s.rq
+    env.p.send(c, b"data", 0)
+    w.join()
+    assert w.result == b"data"
+
+
+@pytest.mark.parametrize("flag", ["MSG_PEEK", "MSG_WAITALL"])
+def test_a_blocked_recv_with_flags_gets_its_own_semantics(env: Env, flag: str) -> None:
+    c, s = env.pair()
+    env.p.settimeout(s, None)
+    w = Worker(env.p.recv, s, 6, getattr(socket, flag))
+    wait_blocked(env.p)
+    env.p.send(c, b"abc", 0)
+    if flag == "MSG_WAITALL":
+        assert w.thread.is_alive()
+        env.p.send(c, b"defgh", 0)
+        w.join()
+        assert w.result == b"abcdef"
+        assert env.p.recv(s, 100, 0) == b"gh"
+    else:
+        w.join()
+        assert w.result == b"abc"
+        assert env.p.recv(s, 100, 0) == b"abc"
+
+
 # -- who wakes, and when -------------------------------------------------------------------------
 
 

@@ -1316,8 +1316,13 @@ class MemoryProvider(ServiceProvider):
         timeout = s.timeout
         deadline = 0.0
         try:
-            while not op.done:
-                deadline = self._block(s, op, timeout, deadline, what)
+            if timeout is None:
+                park = self.network._park
+                while not op.done:  # only done wakes it (close and down finish it)
+                    park(op, None)
+            else:
+                while not op.done:
+                    deadline = self._block(s, op, timeout, deadline, what)
         except WSAError:
             if not op.done:
                 self.network._withdraw(op)
@@ -1657,46 +1662,59 @@ class MemoryProvider(ServiceProvider):
         if type(data) is not bytes:
             return self._send_buffer(s, data, flags)
         net = self.network
+        lock = net._lock
         wakes: list[_Parker] | None = None
+        n = -1  # not sent
+        lock.acquire()
         try:
-            with net._lock:
-                peer = s.peer
-                if (
-                    peer is not None
-                    and not flags
-                    and s.state == _CONNECTED
-                    and not s.send_shut
-                    and net.is_up
-                    and peer.state == _CONNECTED
-                    and not peer.recv_shut
-                ):
-                    # Sends queued on s leave the peer no room (see MemorySocket.sq),
-                    # so this cannot overtake them.
-                    n = len(data)
-                    if peer.rcvbuf - peer.rlen >= n:
-                        if n:
-                            peer.chunks.append(data)
-                            peer.rlen += n
-                            if peer.rq:
-                                # Receives wait at the peer: they take it now, in
-                                # order; their threads wake once the lock is free.
-                                net._wakes = wakes = []
-                                try:
-                                    net._serve_stream(peer)
-                                finally:
-                                    net._wakes = None
-                            if net._waiting:
-                                net._cond.notify_all()
-                        sent = True
-                    else:
-                        sent = False
-                else:
-                    sent = False
+            peer = s.peer
+            if (
+                peer is not None
+                and not flags
+                and s.state == _CONNECTED
+                and not s.send_shut
+                and net.is_up
+                and peer.state == _CONNECTED
+                and not peer.recv_shut
+                and peer.rcvbuf - peer.rlen >= len(data)
+            ):
+                # Sends queued on s leave the peer no room (see MemorySocket.sq),
+                # so this cannot overtake them.
+                n = len(data)
+                rq = peer.rq
+                op = rq[0] if rq else None
+                if op is not None and op.ov is None and not op.flags and 0 < n <= op.size:
+                    # A blocked plain recv waits at the peer (so nothing is
+                    # queued there): hand it the data, as _serve_stream() and
+                    # _finish() would; its thread wakes once the lock is free.
+                    rq.popleft()
+                    op.result = data
+                    op.count = n
+                    op.done = True
+                    waker = op.waker
+                    if waker is not None:
+                        op.waker = None
+                        net._parked -= 1
+                        wakes = [waker]
+                elif n:
+                    peer.chunks.append(data)
+                    peer.rlen += n
+                    if rq:
+                        # Receives wait at the peer: they take it now, in order;
+                        # their threads wake once the lock is free.
+                        net._wakes = wakes = []
+                        try:
+                            net._serve_stream(peer)
+                        finally:
+                            net._wakes = None
+                if n and net._waiting:
+                    net._cond.notify_all()
         finally:
+            lock.release()
             if wakes:
                 for waker in wakes:
                     waker.unpark()
-        if not sent:
+        if n < 0:
             return self._send_slow(s, data, flags)
         if net._done:
             net._drain()
@@ -1747,17 +1765,15 @@ class MemoryProvider(ServiceProvider):
         datagram, truncated to ``bufsize``.
         """
         net = self.network
+        lock = net._lock
         wakes: list[_Parker] | None = None
+        lock.acquire()
         try:
-            with net._lock:
-                if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
-                    # Receives queued on s never wait while data is queued (see
-                    # MemorySocket.rq), so this cannot overtake them.
-                    data = _take(s, bufsize)
-                    if not s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
-                        if net._waiting:
-                            net._cond.notify_all()
-                        return data
+            if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
+                # Receives queued on s never wait while data is queued (see
+                # MemorySocket.rq), so this cannot overtake them.
+                data = _take(s, bufsize)
+                if s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
                     # The room made lets the peer's queued sends in; blocked
                     # senders wake once the lock is free.
                     net._wakes = wakes = []
@@ -1765,29 +1781,20 @@ class MemoryProvider(ServiceProvider):
                         net._flow_in(s)
                     finally:
                         net._wakes = None
-                else:
-                    data = None
+                elif net._waiting:
+                    net._cond.notify_all()
+            elif s.stream:
+                data = self._recv_stream(s, bufsize, flags)
+            else:
+                data = self._recv_dgram(s, bufsize, flags, _RECV)
         finally:
+            lock.release()
             if wakes:
                 for waker in wakes:
                     waker.unpark()
-        if data is None:
-            return self._recv_slow(s, bufsize, flags)
-        if net._done:
-            net._drain()
-        return data
-
-    def _recv_slow(self, s: MemorySocket, bufsize: int, flags: int) -> bytes:
-        net = self.network
-        try:
-            with net._lock:
-                if not s.stream:
-                    data: bytes = self._recv_dgram(s, bufsize, flags, _RECV)
-                    return data
-                return self._recv_stream(s, bufsize, flags)
-        finally:
             if net._done:
                 net._drain()
+        return data
 
     def _check_bufsize(self, bufsize: Any) -> None:
         if type(bufsize) is not int:
@@ -1818,7 +1825,9 @@ class MemoryProvider(ServiceProvider):
             return b""
         op = _Op(s, None, _RECV, bufsize, flags)
         s.rq.append(op)
-        net._flow_in(s)
+        if s.rlen or s.peer.sq:  # type: ignore[union-attr]  # connected: a peer
+            # MSG_WAITALL takes what is there; queued sends move into the room.
+            net._flow_in(s)
         result: bytes = self._await(s, op, "recv")
         return result
 
