@@ -282,6 +282,78 @@ def test_a_recv_wakes_the_sender_after_releasing_the_lock(env: Env, recording: l
     assert recording == [False]
 
 
+def _blocked_recv(env: Env) -> tuple[Any, Any, Worker]:
+    c, s = env.pair()
+    env.p.settimeout(s, None)
+    w = Worker(env.p.recv, s, 100, 0)
+    wait_blocked(env.p)
+    return c, s, w
+
+
+def _wake_by_sendto(env: Env) -> Worker:
+    u = env.udp_bound()
+    env.p.settimeout(u, None)
+    w = Worker(env.p.recvfrom, u, 100, 0)
+    wait_blocked(env.p)
+    env.p.sendto(env.udp(), b"dgram", 0, env.p.getsockname(u))
+    return w
+
+
+def _wake_by_peer_close(env: Env) -> Worker:
+    c, _, w = _blocked_recv(env)
+    env.p.close_socket(c)
+    return w
+
+
+def _wake_by_own_close(env: Env) -> Worker:
+    _, s, w = _blocked_recv(env)
+    env.p.close_socket(s)
+    return w
+
+
+def _wake_by_shutdown(env: Env) -> Worker:
+    c, _, w = _blocked_recv(env)
+    env.p.shutdown(c, socket.SHUT_WR)
+    return w
+
+
+def _wake_by_network_down(env: Env) -> Worker:
+    _, _, w = _blocked_recv(env)
+    env.p.network.down()
+    w.join()
+    env.p.network.up()
+    return w
+
+
+def _wake_by_connect(env: Env) -> Worker:
+    lst = env.listener()
+    env.p.settimeout(lst, None)
+    w = Worker(env.p.accept, lst)
+    wait_blocked(env.p)
+    env.p.connect(env.tcp(), env.p.getsockname(lst))
+    return w
+
+
+@pytest.mark.parametrize(
+    "wake",
+    [
+        _wake_by_sendto,
+        _wake_by_peer_close,
+        _wake_by_own_close,
+        _wake_by_shutdown,
+        _wake_by_network_down,
+        _wake_by_connect,
+    ],
+    ids=lambda f: f.__name__.removeprefix("_wake_by_"),
+)
+def test_every_wake_comes_after_the_lock_is_released(
+    env: Env, recording: list[bool], wake: Callable[[Env], Worker]
+) -> None:
+    w = wake(env)
+    w.join()
+    assert recording == [False]
+
+
 def test_only_the_served_call_wakes(env: Env, recording: list[bool]) -> None:
     """Data for one socket does not wake a call blocked on another."""
     c1, s1 = env.pair()

@@ -417,6 +417,23 @@ class MemorySocket:
         return text + ">"
 
 
+class _Guard:
+    """``with network._guard:``: the network's lock, released by
+    :meth:`MemoryNetwork._release` (which then wakes the calls finished)."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, network: MemoryNetwork) -> None:
+        self._acquire = network._lock.acquire
+        self._release = network._release
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+
 class MemoryNetwork:
     """One virtual network: its ports, its sockets, its lock, up or down.
 
@@ -430,6 +447,7 @@ class MemoryNetwork:
         "_cond",
         "_done",
         "_drainer",
+        "_guard",
         "_handoff",
         "_lock",
         "_next_port",
@@ -451,6 +469,9 @@ class MemoryNetwork:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        #: ``with net._guard:`` holds the lock and, on leaving, wakes the
+        #: blocked calls finished meanwhile (see _release()).
+        self._guard = _Guard(self)
         self._cond = threading.Condition(self._lock)
         #: Whether the network is up (change it with down() and up()).
         self.is_up = True
@@ -458,8 +479,9 @@ class MemoryNetwork:
         self._waiting = 0
         #: Threads parked in a blocked call (see _park()).
         self._parked = 0
-        #: While not None, the parkers to unpark once the lock is released.
-        self._wakes: list[_Parker] | None = None
+        #: The parkers of blocked calls finished under the lock, to unpark
+        #: once it is released (see _release()).
+        self._wakes: list[_Parker] = []
         self._next_port = self.EPHEMERAL_FIRST
         self._ports: dict[tuple[int, int], dict[int, list[MemorySocket]]] = {}
         self._sockets: dict[MemorySocket, None] = {}
@@ -484,7 +506,7 @@ class MemoryNetwork:
     def down(self) -> None:
         """Take the network down: every call fails with WSAENETDOWN until :meth:`up`,
         and every pending overlapped operation completes with WSAENETDOWN."""
-        with self._lock:
+        with self._guard:
             self.is_up = False
             for s in self._sockets:
                 self._abort(s, _E.WSAENETDOWN)
@@ -493,18 +515,44 @@ class MemoryNetwork:
 
     def up(self) -> None:
         """Bring the network back up; sockets and connections are as they were."""
-        with self._lock:
+        with self._guard:
             self.is_up = True
             self._cond.notify_all()
 
     def sockets(self) -> list[MemorySocket]:
         """The sockets open on the network (accepted ones included), oldest first."""
-        with self._lock:
+        with self._guard:
             return list(self._sockets)
 
     def __repr__(self) -> str:
         state = "up" if self.is_up else "down"
         return f"<MemoryNetwork {state}, {len(self._sockets)} sockets>"
+
+    # -- the lock ----------------------------------------------------------------
+    def _release(self) -> None:
+        """Release the lock, then wake the blocked calls finished under it.
+
+        Waking after the release lets a woken thread run at once (with an
+        eventfd parker, the waker leaves the GIL while it writes) and find
+        the lock free; woken under the lock it would block on it at once.
+        """
+        wakes = self._wakes
+        if wakes:
+            self._wakes = []
+            self._lock.release()
+            for waker in wakes:
+                waker.unpark()
+        else:
+            self._lock.release()
+
+    def _unpark_all(self) -> None:
+        """Wake the blocked calls finished so far, before waiting on the
+        condition with the lock held (rare paths only)."""
+        wakes = self._wakes
+        if wakes:
+            self._wakes = []
+            for waker in wakes:
+                waker.unpark()
 
     # -- lock held -------------------------------------------------------------
     def _wake(self) -> None:
@@ -520,7 +568,7 @@ class MemoryNetwork:
         """
         me = threading.get_ident()
         if self._done and self._drainer in (0, me):
-            self._lock.release()
+            self._release()
             try:
                 self._drain(force=True)
             finally:
@@ -528,6 +576,7 @@ class MemoryNetwork:
             return
         if self._drainer == me:
             self._drainer = 0
+        self._unpark_all()
         self._waiting += 1
         try:
             self._cond.wait(timeout)
@@ -545,7 +594,7 @@ class MemoryNetwork:
         me = threading.get_ident()
         drainer = self._drainer
         if self._done and drainer in (0, me):
-            self._lock.release()
+            self._release()
             try:
                 self._drain(force=True)
             finally:
@@ -566,8 +615,14 @@ class MemoryNetwork:
             s.parker = None
         op.waker = parker
         self._parked += 1
+        wakes = self._wakes  # as self._release()
+        if wakes:
+            self._wakes = []
         self._lock.release()
         try:
+            if wakes:
+                for waker in wakes:
+                    waker.unpark()
             parker.park(timeout)
         finally:
             self._lock.acquire()
@@ -593,14 +648,10 @@ class MemoryNetwork:
         if ov is None:
             op.done = True
             waker = op.waker
-            if waker is not None:
+            if waker is not None:  # its thread sleeps: wake it after the lock
                 op.waker = None
                 self._parked -= 1
-                wakes = self._wakes
-                if wakes is None:
-                    waker.unpark()
-                else:
-                    wakes.append(waker)
+                self._wakes.append(waker)
             if self._waiting:
                 self._cond.notify_all()
             return
@@ -768,7 +819,7 @@ class MemoryNetwork:
         callback closes a socket, or is about to sleep).
         """
         me = threading.get_ident()
-        lock = self._lock
+        guard = self._guard
         done = self._done
         nested: bool | None = None  # known once we may deliver
         budget = 0  # what was queued when we took delivery over
@@ -776,7 +827,7 @@ class MemoryNetwork:
         stack: list[MemorySocket] | None = None
         try:
             while True:
-                with lock:
+                with guard:
                     if s is not None:
                         s.undelivered -= 1
                         s = None
@@ -796,6 +847,7 @@ class MemoryNetwork:
                             # over, so no thread is flooded forever by others'.
                             self._handoff += 1
                             self._cond.notify_all()
+                            self._unpark_all()
                             try:
                                 while self._drainer and (self._settling or self._overtime):
                                     self._cond.wait(0.05)
@@ -831,7 +883,7 @@ class MemoryNetwork:
                 finally:
                     stack.pop()
         except BaseException:
-            with lock:
+            with guard:
                 if s is not None:
                     s.undelivered -= 1
                     self._cond.notify_all()
@@ -879,14 +931,14 @@ class MemoryNetwork:
         except Exception as exc:
             op.error = contain(exc, "accept").wsa_code
             op.ov.address = None
-            with self._lock:
+            with self._guard:
                 if conn.peer is not None:
                     _reset(conn.peer)
                 old, conn.state = conn.state, _CLOSED
                 _teardown(conn, old)
                 self._cond.notify_all()
             return
-        with self._lock:
+        with self._guard:
             self._sockets[conn] = None
         op.ov.data = conn
 
@@ -902,22 +954,23 @@ class MemoryNetwork:
         def settled() -> bool:
             return s.undelivered <= own
 
-        with self._lock:
+        with self._guard:
             self._settling += 1
         try:
             while True:
                 self._drain(force=True, until=settled)
-                with self._lock:
+                with self._guard:
                     if settled():
                         return
                     # Another thread is delivering them: wait for it.
+                    self._unpark_all()
                     self._waiting += 1
                     try:
                         self._cond.wait(0.05)
                     finally:
                         self._waiting -= 1
         finally:
-            with self._lock:
+            with self._guard:
                 self._settling -= 1
                 self._cond.notify_all()
 
@@ -1251,7 +1304,7 @@ class MemoryProvider(ServiceProvider):
                     # Closed meanwhile by another thread, or the host already
                     # dropped the handle: the state is freed either way.
                     pass
-        with net._lock:
+        with net._guard:
             net._reset_state()
         super().cleanup()
 
@@ -1259,7 +1312,7 @@ class MemoryProvider(ServiceProvider):
         """Complete every pending overlapped operation with WSA_OPERATION_ABORTED
         (and interrupt blocked calls); the host calls it first at its last cleanup."""
         net = self.network
-        with net._lock:
+        with net._guard:
             for s in net._sockets:
                 net._abort(s, _E.WSA_OPERATION_ABORTED, _E.WSAEINTR)
             net._cond.notify_all()
@@ -1380,7 +1433,7 @@ class MemoryProvider(ServiceProvider):
         resolve_triplet(af, type, protocol, info)
         s = MemorySocket(net, info, int(fam), int(typ), int(proto), self.BUFFER_SIZE)
         s.handle = self.upcalls.create_socket_handle(info.catalog_entry_id, s)
-        with net._lock:
+        with net._guard:
             net._sockets[s] = None
         return s
 
@@ -1396,7 +1449,7 @@ class MemoryProvider(ServiceProvider):
         network is down.
         """
         net = self.network
-        with net._lock:
+        with net._guard:
             if type(s) is not MemorySocket or s.network is not net:
                 raise_wsa(_E.WSAENOTSOCK, f"{s!r} is not a socket of this memory provider")
             if s.state == _CLOSED:
@@ -1410,7 +1463,7 @@ class MemoryProvider(ServiceProvider):
                 net._settle(s)
             self.upcalls.close_socket_handle(s.handle)
         finally:
-            with net._lock:
+            with net._guard:
                 _teardown(s, old)
                 net._cond.notify_all()
             if net._done:
@@ -1424,7 +1477,7 @@ class MemoryProvider(ServiceProvider):
         """
         ip, port = _parse(s.family, address, _E.WSAEFAULT)
         net = self.network
-        with net._lock:
+        with net._guard:
             self._check(s)
             if s.local is not None:
                 raise_wsa(
@@ -1445,7 +1498,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEINVAL, f"backlog must be an int, got {backlog!r}")
         backlog = min(max(backlog, 1), self.MAX_BACKLOG)
         net = self.network
-        with net._lock:
+        with net._guard:
             self._check(s)
             if not s.stream:
                 raise_wsa(_E.WSAEOPNOTSUPP, "listen on a datagram socket")
@@ -1478,7 +1531,7 @@ class MemoryProvider(ServiceProvider):
         """
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 self._check(s)
                 if not s.stream:
                     raise_wsa(_E.WSAEOPNOTSUPP, "accept on a datagram socket")
@@ -1496,7 +1549,7 @@ class MemoryProvider(ServiceProvider):
         try:
             conn.handle = self.upcalls.create_socket_handle(s.protocol_info.catalog_entry_id, conn)
         except BaseException:
-            with net._lock:
+            with net._guard:
                 if conn.peer is not None:
                     _reset(conn.peer)
                 old, conn.state = conn.state, _CLOSED
@@ -1505,7 +1558,7 @@ class MemoryProvider(ServiceProvider):
             if net._done:
                 net._drain()
             raise
-        with net._lock:
+        with net._guard:
             net._sockets[conn] = None
         assert conn.peer_addr is not None
         return conn, _public(conn.family, conn.peer_addr)
@@ -1521,7 +1574,7 @@ class MemoryProvider(ServiceProvider):
         ip, port = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 self._check(s)
                 self._connect(s, ip, port, address)
         finally:
@@ -1604,7 +1657,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEINVAL, f"how must be SD_RECEIVE, SD_SEND or SD_BOTH, got {how!r}")
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 self._check(s)
                 if s.stream:
                     if s.state == _RESET:
@@ -1636,7 +1689,7 @@ class MemoryProvider(ServiceProvider):
 
     def getsockname(self, s: MemorySocket) -> Any:
         """``WSPGetSockName``: the local address; WSAEINVAL when not bound."""
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
             if s.local is None:
                 raise_wsa(_E.WSAEINVAL, "getsockname on a socket that is not bound")
@@ -1644,7 +1697,7 @@ class MemoryProvider(ServiceProvider):
 
     def getpeername(self, s: MemorySocket) -> Any:
         """``WSPGetPeerName``: the peer's address; WSAENOTCONN when not connected."""
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
             if s.peer_addr is None or (s.stream and s.state != _CONNECTED):
                 raise_wsa(_E.WSAENOTCONN, "getpeername on a socket that is not connected")
@@ -1662,10 +1715,9 @@ class MemoryProvider(ServiceProvider):
         if type(data) is not bytes:
             return self._send_buffer(s, data, flags)
         net = self.network
-        lock = net._lock
-        wakes: list[_Parker] | None = None
         n = -1  # not sent
-        lock.acquire()
+        waker = None  # the receiver's, to wake after the lock
+        net._lock.acquire()
         try:
             peer = s.peer
             if (
@@ -1695,25 +1747,25 @@ class MemoryProvider(ServiceProvider):
                     if waker is not None:
                         op.waker = None
                         net._parked -= 1
-                        wakes = [waker]
                 elif n:
                     peer.chunks.append(data)
                     peer.rlen += n
-                    if rq:
-                        # Receives wait at the peer: they take it now, in order;
-                        # their threads wake once the lock is free.
-                        net._wakes = wakes = []
-                        try:
-                            net._serve_stream(peer)
-                        finally:
-                            net._wakes = None
+                    if rq:  # receives wait at the peer: they take it now, in order
+                        net._serve_stream(peer)
                 if n and net._waiting:
                     net._cond.notify_all()
         finally:
-            lock.release()
+            # net._release(), inlined: release, then wake the receivers
+            wakes = net._wakes
             if wakes:
-                for waker in wakes:
-                    waker.unpark()
+                net._wakes = []
+                net._lock.release()
+                for other in wakes:
+                    other.unpark()
+            else:
+                net._lock.release()
+            if waker is not None:
+                waker.unpark()
         if n < 0:
             return self._send_slow(s, data, flags)
         if net._done:
@@ -1723,7 +1775,7 @@ class MemoryProvider(ServiceProvider):
     def _send_slow(self, s: MemorySocket, data: bytes, flags: int) -> int:
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 return self._send_locked(s, data, flags)
         finally:
             if net._done:
@@ -1733,7 +1785,7 @@ class MemoryProvider(ServiceProvider):
         """:meth:`send` of a bytes-like object: copy only what is queued."""
         net = self.network
         try:
-            with _byte_view(data) as view, net._lock:
+            with _byte_view(data) as view, net._guard:
                 return self._send_locked(s, view, flags)
         finally:
             if net._done:
@@ -1765,22 +1817,14 @@ class MemoryProvider(ServiceProvider):
         datagram, truncated to ``bufsize``.
         """
         net = self.network
-        lock = net._lock
-        wakes: list[_Parker] | None = None
-        lock.acquire()
+        net._lock.acquire()
         try:
             if s.rlen and not flags and net.is_up and type(bufsize) is int and bufsize > 0:
                 # Receives queued on s never wait while data is queued (see
                 # MemorySocket.rq), so this cannot overtake them.
                 data = _take(s, bufsize)
                 if s.peer.sq:  # type: ignore[union-attr]  # data queued: a peer
-                    # The room made lets the peer's queued sends in; blocked
-                    # senders wake once the lock is free.
-                    net._wakes = wakes = []
-                    try:
-                        net._flow_in(s)
-                    finally:
-                        net._wakes = None
+                    net._flow_in(s)  # the room made lets the peer's queued sends in
                 elif net._waiting:
                     net._cond.notify_all()
             elif s.stream:
@@ -1788,10 +1832,15 @@ class MemoryProvider(ServiceProvider):
             else:
                 data = self._recv_dgram(s, bufsize, flags, _RECV)
         finally:
-            lock.release()
+            # net._release(), inlined: release, then wake the senders the room let in
+            wakes = net._wakes
             if wakes:
+                net._wakes = []
+                net._lock.release()
                 for waker in wakes:
                     waker.unpark()
+            else:
+                net._lock.release()
             if net._done:
                 net._drain()
         return data
@@ -1877,7 +1926,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported sendto flags {flags!r}")
         dest = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
         net = self.network
-        with net._lock:
+        with net._guard:
             self._check(s)
             n = self._deliver(s, data, dest)
         if net._done:  # it served queued receives
@@ -1944,7 +1993,7 @@ class MemoryProvider(ServiceProvider):
         if s.stream:
             return self.recv(s, bufsize, flags), None
         net = self.network
-        with net._lock:
+        with net._guard:
             dgrams = s.dgrams
             if dgrams and not flags and net.is_up and type(bufsize) is int and bufsize >= 0:
                 data, address = dgrams.popleft()
@@ -1953,7 +2002,7 @@ class MemoryProvider(ServiceProvider):
                     data = data[:bufsize]
                 return data, address
         try:
-            with net._lock:
+            with net._guard:
                 result: tuple[bytes, Any] = self._recv_dgram(s, bufsize, flags, _RECVFROM)
                 return result
         finally:
@@ -1984,7 +2033,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEINVAL, f"buflen must be None or an int >= 0, got {buflen!r}")
         if 0 < buflen < _INT.size:
             raise_wsa(_E.WSAEFAULT, f"buflen must be at least {_INT.size}, got {buflen!r}")
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
             value: int
             if level == _SOL_SOCKET and option == _SO_REUSEADDR:
@@ -2030,7 +2079,7 @@ class MemoryProvider(ServiceProvider):
             (number,) = _INT.unpack(raw)
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 self._check(s)
                 if level == _SOL_SOCKET and option in (_SO_RCVBUF, _SO_SNDBUF):
                     if number < 0:
@@ -2063,7 +2112,7 @@ class MemoryProvider(ServiceProvider):
     def ioctl(self, s: MemorySocket, code: int, arg: Any) -> Any:
         """``WSPIoctl``: FIONBIO (as :meth:`settimeout` with 0.0 or None), FIONREAD
         (bytes queued) and SIOCATMARK (always true: no out-of-band data)."""
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
             return self._ioctl(s, code, arg)
 
@@ -2084,13 +2133,13 @@ class MemoryProvider(ServiceProvider):
             if not isinstance(timeout, (int, float)) or math.isnan(timeout) or timeout < 0:
                 raise_wsa(_E.WSAEINVAL, f"timeout must be None or a number >= 0, got {timeout!r}")
             timeout = float(timeout)
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
             s.timeout = timeout
 
     def duplicate_socket(self, s: MemorySocket) -> None:
         """``WSPDuplicateSocket``: the host shares the context; only checks ``s``."""
-        with self.network._lock:
+        with self.network._guard:
             self._check(s)
 
     # -- overlapped operations --------------------------------------------------------
@@ -2111,7 +2160,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported send flags {flags!r}")
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 if type(s) is MemorySocket and not s.stream:
                     self._send_datagram(self._op(s, ov, _OTHER), data, s.peer_addr)
                     return
@@ -2143,7 +2192,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported sendto flags {flags!r}")
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 op = self._op(s, ov, _OTHER)
                 dest = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
                 self._send_datagram(op, data, dest)
@@ -2190,7 +2239,7 @@ class MemoryProvider(ServiceProvider):
         self._check_bufsize(bufsize)
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 op = self._op(s, ov, kind, bufsize, flags)
                 if s.stream:
                     if flags & ~_STREAM_RECV_FLAGS:
@@ -2229,7 +2278,7 @@ class MemoryProvider(ServiceProvider):
         its error if it fails (WSAECONNREFUSED...); a malformed address raises."""
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 op = self._op(s, ov, _OTHER)
                 ip, port = _parse(s.family, address, _E.WSAEAFNOSUPPORT)
                 try:
@@ -2249,7 +2298,7 @@ class MemoryProvider(ServiceProvider):
         handle, as :meth:`accept` makes it), ``ov.address`` the peer's address."""
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 op = self._op(s, ov, _ACCEPT)
                 if not s.stream:
                     raise_wsa(_E.WSAEOPNOTSUPP, "accept on a datagram socket")
@@ -2271,7 +2320,7 @@ class MemoryProvider(ServiceProvider):
             raise_wsa(_E.WSAEINVAL, f"unsupported ioctl code {code!r}")
         net = self.network
         try:
-            with net._lock:
+            with net._guard:
                 op = self._op(s, ov, _OTHER)
                 try:
                     self._check(s)
@@ -2307,7 +2356,7 @@ class MemoryProvider(ServiceProvider):
         if not readers and not writers and not errors:
             raise_wsa(_E.WSAEINVAL, "select with three empty socket sets")
         net = self.network
-        with net._lock:
+        with net._guard:
             for group in (readers, writers, errors):
                 for s in group:
                     self._check(s)
