@@ -274,12 +274,18 @@ def _new_poller() -> Any:
     return select.epoll() if hasattr(select, "epoll") else _Selector()
 
 
-def _set_sndbuf(sock: _socket.socket) -> None:
+def _set_sndbuf(fd: int) -> None:
+    try:
+        sock = _socket.socket(fileno=fd)
+    except OSError:
+        return
     try:
         if sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF) < _SNDBUF:
             sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_SNDBUF, _SNDBUF)
     except OSError:
         pass
+    finally:
+        sock.detach()
 
 
 def _to_selector(mask: int) -> int:
@@ -311,12 +317,8 @@ class Redirector:
     def add(self, top: Dispatch, peer: _socket.socket) -> None:
         """Start pumping between ``top`` (the chain) and ``peer`` (the host's end)."""
         peer.setblocking(False)
-        _set_sndbuf(peer)
-        app = _socket.socket(fileno=top.handle)
-        try:
-            _set_sndbuf(app)
-        finally:
-            app.detach()
+        _set_sndbuf(peer.fileno())
+        _set_sndbuf(top.handle)  # the application's end
         pump = _Pump(self, top, peer)
         with self._lock:
             if self._stopping:
@@ -390,7 +392,13 @@ class Redirector:
         pumps = self._pumps
         wake_fd = self._wake_r.fileno()
         while not self._stopping:
-            for fd, events in poll():
+            try:
+                ready = poll()
+            except (OSError, ValueError):  # closed under us: close() from this thread
+                if self._stopping:
+                    return
+                raise
+            for fd, events in ready:
                 pump = pumps.get(fd)
                 if pump is None:
                     if fd == wake_fd:
