@@ -1,4 +1,6 @@
-"""Tests of how blocked calls of the ``memory`` provider sleep and wake (``wspframe._memory``).
+"""Tests of how blocked calls of the ``memory`` provider sleep and wake.
+
+The parkers live in ``wspframe._memwait``, their use in ``wspframe._memnet``.
 
 A blocked call sleeps on a parker of its socket (an eventfd on Linux, else a
 lock) and is woken only when its operation is done.  These tests pin down the
@@ -25,14 +27,14 @@ from tests.test_memory_provider import (
     wait_blocked,
     wsa,
 )
-from wspframe import _memory
+from wspframe import _memwait
 from wspframe._errors import WSAErrorCode
 
 E = WSAErrorCode
 
-KINDS: dict[str, Callable[[], Any]] = {"lock": _memory._LockParker}
+KINDS: dict[str, Callable[[], Any]] = {"lock": _memwait.LockParker}
 if hasattr(os, "eventfd"):
-    KINDS["eventfd"] = _memory._EventfdParker
+    KINDS["eventfd"] = _memwait.EventfdParker
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +59,7 @@ def env() -> Iterator[Env]:
 def parker_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test with each kind of parker the platform has."""
     kind: str = request.param
-    monkeypatch.setattr(_memory, "_new_parker", KINDS[kind])
+    monkeypatch.setattr(_memwait, "new_parker", KINDS[kind])
     return kind
 
 
@@ -95,8 +97,8 @@ def test_without_descriptors_a_lock_parker_is_used(monkeypatch: pytest.MonkeyPat
     def no_fd() -> Any:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(_memory, "_new_parker", no_fd)
-    assert type(_memory._make_parker()) is _memory._LockParker
+    monkeypatch.setattr(_memwait, "new_parker", no_fd)
+    assert type(_memwait.make_parker()) is _memwait.LockParker
 
 
 # -- blocking semantics with each parker ---------------------------------------------------------
@@ -172,7 +174,7 @@ def test_a_stale_wake_does_not_end_a_blocked_call(env: Env, parker_kind: str) ->
     as it was served): the next call on it sleeps on until its own is done."""
     c, s = env.pair()
     env.p.settimeout(s, None)
-    stale = _memory._make_parker()
+    stale = _memwait.make_parker()
     stale.unpark()
     s.parker = stale
     w = Worker(env.p.recv, s, 100, 0)
@@ -239,7 +241,7 @@ class Recording:
     held: list[bool] = []
 
     def __init__(self) -> None:
-        self._inner = _memory._LockParker()
+        self._inner = _memwait.LockParker()
 
     def park(self, timeout: float | None) -> None:
         self._inner.park(timeout)
@@ -251,7 +253,7 @@ class Recording:
 
 @pytest.fixture
 def recording(env: Env, monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    monkeypatch.setattr(_memory, "_new_parker", Recording)
+    monkeypatch.setattr(_memwait, "new_parker", Recording)
     Recording.locks = [env.p.network._lock]
     Recording.held = []
     return Recording.held
@@ -399,7 +401,7 @@ def test_a_socket_keeps_one_eventfd_and_closes_it_with_the_socket(env: Env) -> N
         w.join()
         assert w.result == b"x%d" % n
         assert eventfds() == before + 1
-    assert isinstance(s.parker, _memory._EventfdParker)
+    assert isinstance(s.parker, _memwait.EventfdParker)
     env.p.close_socket(s)
     assert s.parker is None
     assert eventfds() == before

@@ -1,0 +1,1000 @@
+"""The ``memory`` provider's network: sockets, operations and their queues.
+
+See ``wspframe._memory`` for the model.  Everything here runs under the
+network's lock unless it says otherwise; :class:`MemoryNetwork` also owns
+how blocked calls sleep and wake (one parker each, woken after the lock is
+released) and how overlapped completions are delivered (outside the lock, by
+one thread at a time).
+"""
+
+from __future__ import annotations
+
+import os
+import socket as _socket
+import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Final
+
+from ._constants import AF_INET, SOCK_STREAM
+from ._errors import WSAErrorCode, contain, raise_wsa, report_unraisable
+from ._memaddr import ANY, FAMILY_NAMES, public_address
+from ._memwait import Parker, make_parker
+from ._protocol import MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, ProtocolInfo
+from ._spi import format_address
+
+if TYPE_CHECKING:
+    from ._handles import Upcalls
+
+__all__ = ["MemoryNetwork", "MemorySocket"]
+
+_E = WSAErrorCode
+
+# Socket states.
+NEW: Final = 0  # created, perhaps bound (datagram sockets stay here)
+LISTENING: Final = 1
+CONNECTED: Final = 2
+RESET: Final = 3  # the connection was reset; recv/send fail with WSAECONNRESET
+CLOSED: Final = 4
+STATE_NAMES: Final = ("new", "listening", "connected", "reset", "closed")
+
+# Plain ints: the socket module's are IntFlag members, slow to combine.
+MSG_PEEK: Final = int(_socket.MSG_PEEK)
+MSG_WAITALL: Final = int(_socket.MSG_WAITALL)
+MSG_DONTROUTE: Final = int(_socket.MSG_DONTROUTE)
+STREAM_RECV_FLAGS: Final = MSG_PEEK | MSG_WAITALL
+DGRAM_RECV_FLAGS: Final = MSG_PEEK
+SEND_FLAGS: Final = MSG_DONTROUTE
+
+# Kinds of Op, and what ``result`` holds for each.
+RECV: Final = 0  # the bytes received
+RECVFROM: Final = 1  # the bytes received (``address``: the sender)
+SEND: Final = 2  # nothing (``data``: the payload; ``count``: bytes queued so far)
+ACCEPT: Final = 3  # the connection (``address``: the peer's)
+OTHER: Final = 4  # done at once (connect, ioctl, datagram sends): ``ov.data``
+
+
+class Op:
+    """One operation on a socket: an overlapped one (``ov`` set) or a blocked
+    synchronous call (``ov`` None: its thread sleeps until ``done``).
+
+    ``count`` is the number of bytes moved so far, the ``nbytes`` reported;
+    ``parts`` collects what an MSG_WAITALL receive got so far; ``conn`` is the
+    connection an overlapped accept gets once its handle is made.
+    """
+
+    __slots__ = (
+        "address",
+        "conn",
+        "count",
+        "data",
+        "done",
+        "error",
+        "flags",
+        "kind",
+        "ov",
+        "parts",
+        "result",
+        "s",
+        "size",
+        "waker",
+    )
+
+    def __init__(self, s: MemorySocket, ov: Any, kind: int, size: int = 0, flags: int = 0) -> None:
+        self.s = s
+        self.ov = ov
+        self.kind = kind
+        self.size = size
+        self.flags = flags
+        self.count = 0
+        self.data: bytes | memoryview | None = None
+        self.parts: list[bytes] | None = None
+        self.result: Any = None
+        self.address: Any = None
+        self.conn: MemorySocket | None = None
+        self.error = 0
+        self.done = False
+        #: The parker of the blocked call's thread while it sleeps (None otherwise).
+        self.waker: Parker | None = None
+
+
+def received(op: Op, data: bytes) -> None:
+    """Set a receive's result: what ``parts`` holds, then ``data``."""
+    parts = op.parts
+    if parts:
+        parts.append(data)
+        data = b"".join(parts)
+        op.parts = None
+    op.result = data
+    op.count = len(data)
+
+
+class MemorySocket:
+    """The memory provider's socket context (one per socket, server sides included).
+
+    ``handle`` is the host-minted handle, ``protocol_info`` the entry the
+    socket was made from, ``family``/``type``/``protocol`` its triplet.  The
+    rest is the provider's state; read it, do not change it.
+    """
+
+    __slots__ = (
+        "backlog",
+        "broadcast",
+        "chunks",
+        "dgrams",
+        "eof",
+        "error",
+        "family",
+        "handle",
+        "keepalive",
+        "key",
+        "local",
+        "max_datagram",
+        "network",
+        "nodelay",
+        "offset",
+        "parker",
+        "peer",
+        "peer_addr",
+        "pending",
+        "protocol",
+        "protocol_info",
+        "qlen",
+        "rcvbuf",
+        "recv_shut",
+        "reuse",
+        "rlen",
+        "rq",
+        "send_shut",
+        "sndbuf",
+        "sq",
+        "state",
+        "stream",
+        "timeout",
+        "type",
+        "undelivered",
+    )
+
+    def __init__(
+        self,
+        network: MemoryNetwork,
+        protocol_info: ProtocolInfo,
+        family: int,
+        type: int,
+        protocol: int,
+        bufsize: int,
+    ) -> None:
+        self.handle = -1
+        self.network = network
+        self.protocol_info = protocol_info
+        self.family = family
+        self.type = type
+        self.protocol = protocol
+        self.stream = type == SOCK_STREAM
+        self.key = (type, family)
+        self.max_datagram = MAX_DATAGRAM_V4 if family == AF_INET else MAX_DATAGRAM_V6
+        #: Seconds a blocking call may wait: None blocks, 0.0 is non-blocking.
+        self.timeout: float | None = None
+        self.state = NEW
+        #: Local address ``(ip, port)``, None until bound.
+        self.local: tuple[str, int] | None = None
+        #: Stream: the socket at the other end.
+        self.peer: MemorySocket | None = None
+        #: Stream: the other end's address; datagram: the default peer.
+        self.peer_addr: tuple[str, int] | None = None
+        #: Stream receive queue: chunks, the offset into the first, bytes queued.
+        self.chunks: deque[bytes] = deque()
+        self.offset = 0
+        self.rlen = 0
+        #: Datagram receive queue: (payload, sender address), bytes queued.
+        self.dgrams: deque[tuple[bytes, Any]] = deque()
+        self.qlen = 0
+        #: Listener: connections waiting for accept().
+        self.pending: deque[MemorySocket] = deque()
+        self.backlog = 0
+        self.rcvbuf = bufsize
+        self.sndbuf = bufsize
+        self.reuse = False
+        self.broadcast = False
+        self.keepalive = False
+        self.nodelay = False
+        #: Pending SO_ERROR.
+        self.error = 0
+        #: The other end will send nothing more (it shut down or closed).
+        self.eof = False
+        self.send_shut = False
+        self.recv_shut = False
+        #: Receives (accepts on a listener) waiting their turn, oldest first.
+        #: Never waiting while data (a connection) is queued: it goes to them.
+        self.rq: deque[Op] = deque()
+        #: Stream sends waiting for room at the peer, oldest first.  Never
+        #: waiting while the peer has room: it is filled from them.
+        self.sq: deque[Op] = deque()
+        #: Completions of this socket finished but not yet delivered.
+        self.undelivered = 0
+        #: What a blocked call on the socket sleeps on, while none does.
+        self.parker: Parker | None = None
+
+    def __repr__(self) -> str:
+        kind = "stream" if self.stream else "datagram"
+        family = FAMILY_NAMES.get(self.family, str(self.family))
+        local = format_address(self.local) if self.local else "unbound"
+        text = f"<MemorySocket {family} {kind} handle={self.handle} {STATE_NAMES[self.state]}"
+        text += f" {local}"
+        if self.peer_addr is not None:
+            text += f" -> {format_address(self.peer_addr)}"
+        return text + ">"
+
+
+class Guard:
+    """``with network._guard:``: the network's lock, released by
+    :meth:`MemoryNetwork._release` (which then wakes the calls finished)."""
+
+    __slots__ = ("_acquire", "_release")
+
+    def __init__(self, network: MemoryNetwork) -> None:
+        self._acquire = network._lock.acquire
+        self._release = network._release
+
+    def __enter__(self) -> None:
+        self._acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+
+class MemoryNetwork:
+    """One virtual network: its ports, its sockets, its lock, up or down.
+
+    :meth:`down` makes every operation on it fail with WSAENETDOWN (blocked
+    calls wake and fail, pending overlapped operations complete with it) until
+    :meth:`up`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cond",
+        "_done",
+        "_drainer",
+        "_guard",
+        "_handoff",
+        "_lock",
+        "_next_port",
+        "_overtime",
+        "_parked",
+        "_ports",
+        "_settling",
+        "_sockets",
+        "_tls",
+        "_upcalls",
+        "_waiting",
+        "_wakes",
+        "is_up",
+    )
+
+    #: The ephemeral port range (IANA's, Windows' default).
+    EPHEMERAL_FIRST: ClassVar[int] = 49152
+    EPHEMERAL_LAST: ClassVar[int] = 65535
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: ``with net._guard:`` holds the lock and, on leaving, wakes the
+        #: blocked calls finished meanwhile (see _release()).
+        self._guard = Guard(self)
+        self._cond = threading.Condition(self._lock)
+        #: Whether the network is up (change it with down() and up()).
+        self.is_up = True
+        #: Threads waiting on the condition (select, close, delivery hand-over).
+        self._waiting = 0
+        #: Threads parked in a blocked call (see _park()).
+        self._parked = 0
+        #: The parkers of blocked calls finished under the lock, to unpark
+        #: once it is released (see _release()).
+        self._wakes: list[Parker] = []
+        self._next_port = self.EPHEMERAL_FIRST
+        self._ports: dict[tuple[int, int], dict[int, list[MemorySocket]]] = {}
+        self._sockets: dict[MemorySocket, None] = {}
+        #: Finished overlapped operations waiting for delivery, in order.
+        self._done: deque[Op] = deque()
+        #: The thread delivering them (0: none), see _drain().
+        self._drainer = 0
+        #: Threads in _settle() (closing a socket): while any is, producers wait
+        #: to take delivery over instead of flooding the settling drainer.
+        self._settling = 0
+        #: Producers waiting to take delivery over from a settling drainer.
+        self._handoff = 0
+        #: The drainer has delivered more than was queued when it began: other
+        #: threads completing operations now wait to take delivery over.
+        self._overtime = False
+        #: Per thread: the sockets whose completions it is delivering.
+        self._tls = threading.local()
+        #: The provider's upcalls (set at startup): completions and handles.
+        self._upcalls: Upcalls | None = None
+        _networks.add(self)
+
+    def down(self) -> None:
+        """Take the network down: every call fails with WSAENETDOWN until :meth:`up`,
+        and every pending overlapped operation completes with WSAENETDOWN."""
+        with self._guard:
+            self.is_up = False
+            for s in self._sockets:
+                self._abort(s, _E.WSAENETDOWN)
+            self._cond.notify_all()
+        self._drain()
+
+    def up(self) -> None:
+        """Bring the network back up; sockets and connections are as they were."""
+        with self._guard:
+            self.is_up = True
+            self._cond.notify_all()
+
+    def sockets(self) -> list[MemorySocket]:
+        """The sockets open on the network (accepted ones included), oldest first."""
+        with self._guard:
+            return list(self._sockets)
+
+    def __repr__(self) -> str:
+        state = "up" if self.is_up else "down"
+        return f"<MemoryNetwork {state}, {len(self._sockets)} sockets>"
+
+    # -- the lock ----------------------------------------------------------------
+    def _release(self) -> None:
+        """Release the lock, then wake the blocked calls finished under it.
+
+        Waking after the release lets a woken thread run at once (with an
+        eventfd parker, the waker leaves the GIL while it writes) and find
+        the lock free; woken under the lock it would block on it at once.
+        """
+        wakes = self._wakes
+        if wakes:
+            self._wakes = []
+            self._lock.release()
+            for waker in wakes:
+                waker.unpark()
+        else:
+            self._lock.release()
+
+    def _unpark_all(self) -> None:
+        """Wake the blocked calls finished so far, before waiting on the
+        condition with the lock held (rare paths only)."""
+        wakes = self._wakes
+        if wakes:
+            self._wakes = []
+            for waker in wakes:
+                waker.unpark()
+
+    # -- lock held -------------------------------------------------------------
+    def _wake(self) -> None:
+        if self._waiting:
+            self._cond.notify_all()
+
+    def _sleep(self, timeout: float | None) -> None:
+        """Wait for a change, at most ``timeout`` seconds (lock held).
+
+        Completions still queued are delivered first, and the caller returns
+        to look again instead of sleeping.  A thread that sleeps inside a
+        completion callback hands the delivery of completions over meanwhile.
+        """
+        me = threading.get_ident()
+        if self._done and self._drainer in (0, me):
+            self._release()
+            try:
+                self._drain(force=True)
+            finally:
+                self._lock.acquire()
+            return
+        if self._drainer == me:
+            self._drainer = 0
+        self._unpark_all()
+        self._waiting += 1
+        try:
+            self._cond.wait(timeout)
+        finally:
+            self._waiting -= 1
+
+    def _park(self, op: Op, timeout: float | None) -> None:
+        """Sleep until ``op`` (a blocked call) is done, at most ``timeout``
+        seconds (lock held; released meanwhile); may return early.
+
+        Completions still queued are delivered first, as in :meth:`_sleep`.
+        The thread sleeps on a parker of the socket, which :meth:`_finish`
+        unparks: no other change wakes it.
+        """
+        me = threading.get_ident()
+        drainer = self._drainer
+        if self._done and drainer in (0, me):
+            self._release()
+            try:
+                self._drain(force=True)
+            finally:
+                self._lock.acquire()
+            return
+        if drainer == me:
+            self._drainer = 0
+            if self._handoff:
+                self._cond.notify_all()
+        # The socket's parker, unless another thread sleeps on it already;
+        # dropped (closing its eventfd) once the socket is closed and nobody
+        # holds it any more.
+        s = op.s
+        parker = s.parker
+        if parker is None:
+            parker = make_parker()
+        else:
+            s.parker = None
+        op.waker = parker
+        self._parked += 1
+        wakes = self._wakes  # as self._release()
+        if wakes:
+            self._wakes = []
+        self._lock.release()
+        try:
+            if wakes:
+                for waker in wakes:
+                    waker.unpark()
+            parker.park(timeout)
+        finally:
+            self._lock.acquire()
+            if op.waker is not None:  # not unparked by _finish()
+                op.waker = None
+                self._parked -= 1
+            if s.parker is None and s.state != CLOSED:
+                s.parker = parker
+
+    def _reset_state(self) -> None:
+        self._next_port = self.EPHEMERAL_FIRST
+        self._ports.clear()
+        self._sockets.clear()
+        self.is_up = True
+
+    # -- operations (lock held) -------------------------------------------------
+    def _finish(self, op: Op, error: int = 0) -> None:
+        """Finish ``op``, already out of its queue, with ``error`` and ``op.count``
+        bytes: wake its thread, or set its overlapped's results and queue its
+        completion for :meth:`_drain`."""
+        op.error = int(error)
+        ov = op.ov
+        if ov is None:
+            op.done = True
+            waker = op.waker
+            if waker is not None:  # its thread sleeps: wake it after the lock
+                op.waker = None
+                self._parked -= 1
+                self._wakes.append(waker)
+            if self._waiting:
+                self._cond.notify_all()
+            return
+        kind = op.kind
+        if kind not in (SEND, ACCEPT):
+            ov.data = op.result
+        if kind in (RECVFROM, ACCEPT):
+            ov.address = op.address
+        self._done.append(op)
+        op.s.undelivered += 1
+
+    def _abort(self, s: MemorySocket, error: int, sync_error: int | None = None) -> None:
+        """Finish every operation queued on ``s`` with ``error`` (blocked calls
+        with ``sync_error``, if given): what moved already is reported."""
+        self._abort_queue(s.rq, error, sync_error)
+        self._abort_queue(s.sq, error, sync_error)
+
+    def _abort_queue(self, queue: deque[Op], error: int, sync_error: int | None = None) -> None:
+        while queue:
+            op = queue.popleft()
+            if op.kind <= RECVFROM:
+                received(op, b"")
+            op.data = None
+            self._finish(op, error if sync_error is None or op.ov is not None else sync_error)
+
+    def _serve_stream(self, r: MemorySocket) -> None:
+        """Serve ``r``'s queued receives, in order, from its stream queue."""
+        rq = r.rq
+        while rq:
+            op = rq[0]
+            size = op.size
+            if size and r.rlen:
+                if op.flags & MSG_PEEK:
+                    data = peek(r, size)
+                else:
+                    data = take(r, size - op.count)
+                    if op.flags & MSG_WAITALL and op.count + len(data) < size:
+                        if op.parts is None:
+                            op.parts = []
+                        op.parts.append(data)
+                        op.count += len(data)
+                        continue
+            elif size and not r.eof:
+                return
+            else:
+                data = b""
+            rq.popleft()
+            received(op, data)
+            self._finish(op)
+
+    def _pump(self, w: MemorySocket, r: MemorySocket) -> bool:
+        """Move ``w``'s queued sends into ``r``'s stream queue while it has
+        room, finishing each send once all of it is in; True if bytes moved."""
+        sq = w.sq
+        moved = False
+        while sq:
+            op = sq[0]
+            if r.state != CONNECTED or r.recv_shut:
+                # The other end cannot receive any more: its stack answers the
+                # data with a reset, after the send itself succeeded.
+                sq.popleft()
+                op.count = op.size
+                op.data = None
+                self._finish(op)
+                reset(r)
+                reset(w)
+                return False
+            start = op.count
+            left = op.size - start
+            if left:
+                room = r.rcvbuf - r.rlen
+                if room <= 0:
+                    return moved
+                data = op.data
+                assert data is not None
+                n = left if left <= room else room
+                chunk = data if n == op.size else data[start : start + n]
+                r.chunks.append(chunk if type(chunk) is bytes else bytes(chunk))
+                r.rlen += n
+                op.count = start + n
+                moved = True
+                if n < left:
+                    return moved
+            sq.popleft()
+            op.data = None
+            self._finish(op)
+        return moved
+
+    def _move(self, w: MemorySocket, r: MemorySocket) -> None:
+        """Let the stream from ``w`` to ``r`` flow: serve ``r``'s receives and
+        move ``w``'s queued sends in, until neither can go on."""
+        while True:
+            if r.rq:
+                self._serve_stream(r)
+            if not w.sq or not self._pump(w, r):
+                break
+        self._wake()  # select() waits for data and room too
+
+    def _flow_in(self, r: MemorySocket) -> None:
+        """After data, room or end of file at ``r`` (a connected stream socket)."""
+        w = r.peer
+        if w is not None:
+            self._move(w, r)
+        elif r.rq:
+            self._serve_stream(r)
+
+    def _serve_dgrams(self, r: MemorySocket) -> None:
+        """Serve ``r``'s queued receives, in order, one datagram each."""
+        rq = r.rq
+        dgrams = r.dgrams
+        while rq and dgrams:
+            op = rq.popleft()
+            if op.flags & MSG_PEEK:
+                data, op.address = dgrams[0]
+            else:
+                data, op.address = dgrams.popleft()
+                r.qlen -= len(data)
+            received(op, data[: op.size] if len(data) > op.size else data)
+            self._finish(op)
+
+    def _serve_accepts(self, s: MemorySocket) -> None:
+        """Give ``s``'s queued connections to its queued accepts, in order."""
+        rq = s.rq
+        pending = s.pending
+        while rq and pending:
+            op = rq.popleft()
+            conn = pending.popleft()
+            assert conn.peer_addr is not None
+            op.address = public_address(conn.family, conn.peer_addr)
+            if op.ov is None:
+                op.result = conn
+            else:
+                op.conn = conn  # its handle is made outside the lock, in _deliver()
+            self._finish(op)
+
+    def _withdraw(self, op: Op) -> None:
+        """Take a blocked call that gave up out of its queue; the operations
+        behind it may go on now."""
+        s = op.s
+        kind = op.kind
+        queue = s.sq if kind == SEND else s.rq
+        try:
+            queue.remove(op)
+        except ValueError:
+            return
+        if kind == ACCEPT:
+            self._serve_accepts(s)
+        elif not s.stream:
+            self._serve_dgrams(s)
+        elif s.state == CONNECTED:
+            if kind == SEND:
+                assert s.peer is not None
+                self._move(s, s.peer)
+            else:
+                self._flow_in(s)
+
+    # -- delivery (lock not held) -----------------------------------------------
+    def _drain(self, force: bool = False, until: Callable[[], bool] | None = None) -> None:
+        """Deliver the queued completions, in order, outside the lock.
+
+        One thread delivers at a time; the others leave theirs to it.  Called
+        again from a completion callback, it returns at once (the delivery
+        under way goes on after the callback) unless ``force``: what a callback
+        starts never nests another callback, except where it must (the
+        callback closes a socket, or is about to sleep).
+        """
+        me = threading.get_ident()
+        guard = self._guard
+        done = self._done
+        nested: bool | None = None  # known once we may deliver
+        budget = 0  # what was queued when we took delivery over
+        s: MemorySocket | None = None  # whose completion was just delivered
+        stack: list[MemorySocket] | None = None
+        try:
+            while True:
+                with guard:
+                    if s is not None:
+                        s.undelivered -= 1
+                        s = None
+                        if self._waiting or self._handoff:
+                            self._cond.notify_all()
+                    owner = self._drainer
+                    if nested is None:
+                        if owner == me:
+                            if not force:
+                                return
+                            nested = True
+                        elif owner:
+                            if force or not (self._settling or self._overtime):
+                                return
+                            # The drainer is closing a socket, or has delivered
+                            # more than was queued when it began: take delivery
+                            # over, so no thread is flooded forever by others'.
+                            self._handoff += 1
+                            self._cond.notify_all()
+                            self._unpark_all()
+                            try:
+                                while self._drainer and (self._settling or self._overtime):
+                                    self._cond.wait(0.05)
+                            finally:
+                                self._handoff -= 1
+                            continue
+                        else:
+                            nested = False
+                            self._overtime = False
+                            budget = len(done)
+                    elif owner != me and owner:  # taken over while a callback slept
+                        return
+                    settled = until is not None and until()
+                    if nested:
+                        if settled or not done:
+                            return
+                    elif not done or (self._handoff and (settled or self._overtime)):
+                        # Done, or leave the rest to the thread waiting for it.
+                        self._release_delivery(me)
+                        return
+                    self._drainer = me
+                    op = done.popleft()
+                    s = op.s
+                    if not nested:
+                        budget -= 1
+                        if budget < 0:
+                            self._overtime = True
+                if stack is None:
+                    stack = self._delivering()
+                stack.append(s)
+                try:
+                    self._deliver(op)
+                finally:
+                    stack.pop()
+        except BaseException:
+            with guard:
+                if s is not None:
+                    s.undelivered -= 1
+                    self._cond.notify_all()
+                if nested is False:
+                    self._release_delivery(me)
+            raise
+
+    def _release_delivery(self, me: int) -> None:
+        """Stop delivering (lock held), and let a waiting thread take over."""
+        if self._drainer == me:
+            self._drainer = 0
+            self._overtime = False
+            self._cond.notify_all()
+
+    def _delivering(self) -> list[MemorySocket]:
+        """The sockets whose completions the calling thread is delivering."""
+        tls = self._tls
+        try:
+            stack: list[MemorySocket] = tls.stack
+        except AttributeError:
+            stack = tls.stack = []
+        return stack
+
+    def _deliver(self, op: Op) -> None:
+        """``complete_overlapped_request`` for one finished operation."""
+        upcalls = self._upcalls
+        assert upcalls is not None
+        s = op.s
+        ov = op.ov
+        if op.conn is not None:
+            self._adopt(op, upcalls)
+        try:
+            upcalls.complete_overlapped_request(s.handle, ov, op.error, op.count)
+        except Exception as exc:
+            report_unraisable(exc, f"Exception completing {ov!r} on memory socket {s.handle}", s)
+
+    def _adopt(self, op: Op, upcalls: Upcalls) -> None:
+        """Give an overlapped accept's connection its handle, as accept() does;
+        if that fails, the accept fails with its error and the connection resets."""
+        conn = op.conn
+        assert conn is not None
+        op.conn = None
+        try:
+            conn.handle = upcalls.create_socket_handle(op.s.protocol_info.catalog_entry_id, conn)
+        except Exception as exc:
+            op.error = contain(exc, "accept").wsa_code
+            op.ov.address = None
+            with self._guard:
+                if conn.peer is not None:
+                    reset(conn.peer)
+                old, conn.state = conn.state, CLOSED
+                teardown(conn, old)
+                self._cond.notify_all()
+            return
+        with self._guard:
+            self._sockets[conn] = None
+        op.ov.data = conn
+
+    def _settle(self, s: MemorySocket) -> None:
+        """Wait until every completion of ``s`` (closed: no more come) has been
+        delivered, delivering them if no other thread does; a completion of ``s``
+        this thread is delivering (it called close) does not count.
+
+        Other threads that keep completing operations meanwhile wait to take
+        the delivery over, so a close cannot be starved by them."""
+        own = self._delivering().count(s)
+
+        def settled() -> bool:
+            return s.undelivered <= own
+
+        with self._guard:
+            self._settling += 1
+        try:
+            while True:
+                self._drain(force=True, until=settled)
+                with self._guard:
+                    if settled():
+                        return
+                    # Another thread is delivering them: wait for it.
+                    self._unpark_all()
+                    self._waiting += 1
+                    try:
+                        self._cond.wait(0.05)
+                    finally:
+                        self._waiting -= 1
+        finally:
+            with self._guard:
+                self._settling -= 1
+                self._cond.notify_all()
+
+    def _ephemeral(self, key: tuple[int, int]) -> int:
+        table = self._ports.get(key, {})
+        first, last = self.EPHEMERAL_FIRST, self.EPHEMERAL_LAST
+        port = self._next_port
+        for _ in range(last - first + 1):
+            following = port + 1 if port < last else first
+            if port not in table:
+                self._next_port = following
+                return port
+            port = following
+        raise_wsa(_E.WSAENOBUFS, f"no free ephemeral port in {first}..{last}")
+
+    def _register(self, s: MemorySocket) -> None:
+        assert s.local is not None
+        self._ports.setdefault(s.key, {}).setdefault(s.local[1], []).append(s)
+
+    def _unregister(self, s: MemorySocket) -> None:
+        if s.local is None:
+            return
+        table = self._ports.get(s.key)
+        if table is None:
+            return
+        port = s.local[1]
+        bound = table.get(port)
+        if bound is not None and s in bound:
+            bound.remove(s)
+            if not bound:
+                del table[port]
+
+    def _conflict(self, s: MemorySocket, ip: str, port: int) -> MemorySocket | None:
+        """The socket that keeps ``s`` from ``(ip, port)``, if any."""
+        wild = ANY[s.family]
+        for other in self._ports.get(s.key, {}).get(port, ()):
+            if other is s or other.local is None:
+                continue
+            oip = other.local[0]
+            if oip != ip and oip != wild and ip != wild:
+                continue
+            if s.reuse and other.reuse and not (s.stream and other.state == LISTENING):
+                continue
+            return other
+        return None
+
+
+#: Every network, so that a forked child can drop the parent's parkers.
+_networks: weakref.WeakSet[MemoryNetwork] = weakref.WeakSet()
+
+
+def _forget_parkers() -> None:
+    """In a forked child: no parker of the parent is used again (they share
+    its eventfds, so a sleeper here could take a wake-up meant for it)."""
+    for net in list(_networks):
+        for s in net._sockets:
+            s.parker = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_parkers)
+
+
+# -- stream queues (lock held) ------------------------------------------------------
+
+
+def take(s: MemorySocket, n: int) -> bytes:
+    """Remove and return up to ``n`` queued bytes (``s.rlen > 0``, ``n > 0``)."""
+    chunks = s.chunks
+    head = chunks[0]
+    off = s.offset
+    avail = len(head) - off
+    if avail > n:
+        s.offset = off + n
+        s.rlen -= n
+        return head[off : off + n]
+    if off == 0 and (avail == n or len(chunks) == 1):
+        chunks.popleft()
+        s.rlen -= avail
+        return head
+    parts = []
+    need = n
+    while need and chunks:
+        head = chunks[0]
+        avail = len(head) - off
+        if avail <= need:
+            parts.append(head[off:] if off else head)
+            chunks.popleft()
+            need -= avail
+            off = 0
+        else:
+            parts.append(head[off : off + need])
+            off += need
+            need = 0
+    s.offset = off
+    s.rlen -= n - need
+    return b"".join(parts)
+
+
+def peek(s: MemorySocket, n: int) -> bytes:
+    """Up to ``n`` queued bytes, left in the queue."""
+    parts = []
+    off = s.offset
+    need = n
+    for chunk in s.chunks:
+        part = chunk[off : off + need]
+        parts.append(part)
+        need -= len(part)
+        off = 0
+        if not need:
+            break
+    return b"".join(parts)
+
+
+def clear_stream(s: MemorySocket) -> None:
+    s.chunks.clear()
+    s.offset = 0
+    s.rlen = 0
+
+
+def reset(s: MemorySocket) -> None:
+    """Mark ``s``'s connection as reset: queued data is lost, queued
+    operations fail with WSAECONNRESET (lock held)."""
+    if s.state == CONNECTED:
+        s.state = RESET
+        s.error = int(_E.WSAECONNRESET)
+        s.peer = None
+        clear_stream(s)
+        if s.rq or s.sq:
+            s.network._abort(s, _E.WSAECONNRESET)
+
+
+def teardown(s: MemorySocket, old: int) -> None:
+    """Free the state of ``s``, closed in state ``old``, and tell its peer (lock held)."""
+    net = s.network
+    net._sockets.pop(s, None)
+    net._unregister(s)
+    if old == LISTENING:
+        for pending in s.pending:
+            if pending.peer is not None:
+                reset(pending.peer)
+            pending.state = CLOSED
+            net._unregister(pending)
+        s.pending.clear()
+    elif old == CONNECTED:
+        peer = s.peer
+        if peer is not None and peer.state == CONNECTED:
+            if s.rlen:
+                reset(peer)
+            else:
+                peer.eof = True
+                if peer.rq:
+                    net._serve_stream(peer)
+    s.peer = None
+    s.parker = None  # its eventfd closes once no sleeper or waker holds it
+    clear_stream(s)
+    s.dgrams.clear()
+    s.qlen = 0
+
+
+def stream_error(s: MemorySocket, sending: bool) -> int:
+    """Why a stream send (``sending``) or receive cannot start on ``s`` (0: it can)."""
+    if s.state != CONNECTED:
+        return _E.WSAECONNRESET if s.state == RESET else _E.WSAENOTCONN
+    if s.send_shut if sending else s.recv_shut:
+        return _E.WSAESHUTDOWN
+    return 0
+
+
+def failure(error: int, what: str, s: MemorySocket) -> str:
+    """The message of a blocked call that failed with ``error``."""
+    if error == _E.WSAEINTR:
+        return f"{what} interrupted: socket {s.handle} was closed"
+    if error == _E.WSAENETDOWN:
+        return f"{what} failed: the memory network is down"
+    if error == _E.WSAECONNRESET:
+        return f"{what} on a connection that was reset"
+    if error == _E.WSAENOTCONN:
+        return f"{what} on a socket that is not connected"
+    if error == _E.WSAESHUTDOWN:
+        return f"{what} after shutdown({'SD_SEND' if what == 'send' else 'SD_RECEIVE'})"
+    return f"{what} failed"
+
+
+def outcome(op: Op) -> Any:
+    """What the blocked call of ``op`` returns."""
+    kind = op.kind
+    if kind == SEND:
+        return op.count
+    if kind == ACCEPT:
+        return op.result
+    if op.result is None:  # gave up: what MSG_WAITALL collected
+        received(op, b"")
+    return op.result if kind == RECV else (op.result, op.address)
+
+
+def is_readable(s: MemorySocket) -> bool:
+    if not s.stream:
+        return bool(s.dgrams) or s.recv_shut
+    state = s.state
+    if state == CONNECTED:
+        return bool(s.rlen) or s.eof or s.recv_shut
+    if state == LISTENING:
+        return bool(s.pending)
+    return state == RESET
+
+
+def is_writable(s: MemorySocket) -> bool:
+    if not s.stream:
+        return True
+    state = s.state
+    if state == CONNECTED:
+        peer = s.peer
+        if s.send_shut or peer is None or peer.state != CONNECTED or peer.recv_shut:
+            return True
+        return peer.rlen < peer.rcvbuf
+    return state == RESET
