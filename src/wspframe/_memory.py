@@ -77,9 +77,10 @@ Addresses are ``(host, port)`` for IPv4 and ``(host, port[, flowinfo[,
 scope_id]])`` for IPv6 (returned as 4-tuples, like Python).  Hosts are IP
 literals, ``""`` (any address) or ``"localhost"``; there are no names.
 
-This module is the provider (the SPI methods); the network, its sockets,
-queues, wake-ups and completion delivery are in ``_memnet``, the parkers
-blocked calls sleep on in ``_memwait``, addresses and buffers in ``_memaddr``.
+This module is the provider (the SPI methods).  The network (ports, the
+serving of queues, wake-ups, completion delivery) is in ``_memnet``, the
+sockets, operations and stream queues in ``_memsock``, the parkers blocked
+calls sleep on in ``_memwait``, addresses and buffers in ``_memaddr``.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ from ._memaddr import (
     public_address,
     writable_view,
 )
-from ._memnet import (
+from ._memnet import MemoryNetwork, reset, teardown
+from ._memsock import (
     ACCEPT,
     CLOSED,
     CONNECTED,
@@ -131,7 +133,6 @@ from ._memnet import (
     SEND,
     SEND_FLAGS,
     STREAM_RECV_FLAGS,
-    MemoryNetwork,
     MemorySocket,
     Op,
     failure,
@@ -140,10 +141,8 @@ from ._memnet import (
     outcome,
     peek,
     received,
-    reset,
     stream_error,
     take,
-    teardown,
 )
 from ._protocol import MAX_DATAGRAM_V4, MAX_DATAGRAM_V6, ProtocolInfo, ip_entries
 from ._spi import ServiceProvider, format_address, resolve_triplet
