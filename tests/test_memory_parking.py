@@ -156,6 +156,23 @@ def test_blocked_recv_fails_when_the_network_goes_down(env: Env, parker_kind: st
     assert w.error is not None and getattr(w.error, "wsa_code", None) == E.WSAENETDOWN
 
 
+@pytest.mark.parametrize("timeout", [1e7, 1e12])
+def test_a_timeout_beyond_what_one_park_sleeps_is_kept(
+    env: Env, parker_kind: str, timeout: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c, s = env.pair()
+    env.p.settimeout(s, timeout)
+    w = Worker(env.p.recv, s, 100, 0)
+    wait_blocked(env.p)
+    env.p.send(c, b"late", 0)
+    w.join()
+    assert (w.error, w.result) == (None, b"late")
+    monkeypatch.setattr(_memwait, "LONGEST", SHORT / 5)  # several parks to one timeout
+    env.p.settimeout(s, SHORT)
+    with wsa(E.WSAETIMEDOUT):
+        env.p.recv(s, 1, 0)
+
+
 def test_two_threads_blocked_on_one_socket_are_served_in_order(env: Env, parker_kind: str) -> None:
     c, s = env.pair()
     env.p.settimeout(s, None)

@@ -18,9 +18,13 @@ import os
 import select
 from _thread import allocate_lock
 from collections.abc import Callable
-from typing import Any, TypeAlias
+from typing import Any, Final, TypeAlias
 
 __all__ = ["EventfdParker", "LockParker", "Parker", "make_parker"]
+
+#: The longest one park sleeps (poll() counts milliseconds in an int); a
+#: longer timeout ends in an early return, and the sleeper parks again.
+LONGEST: Final = 1_000_000.0
 
 
 class EventfdParker:
@@ -39,7 +43,8 @@ class EventfdParker:
 
     def park(self, timeout: float | None) -> None:
         """Sleep until unparked or ``timeout`` seconds passed (None: no limit);
-        may return early (an unpark meant for an earlier park)."""
+        may return early (an unpark meant for an earlier park, or a timeout
+        beyond :data:`LONGEST`)."""
         if timeout is None:
             os.eventfd_read(self._fd)
             return
@@ -47,7 +52,7 @@ class EventfdParker:
         if poll is None:
             poll = self._poll = select.poll()
             poll.register(self._fd, select.POLLIN)
-        if poll.poll(timeout * 1000.0):
+        if poll.poll(min(timeout, LONGEST) * 1000.0):
             os.eventfd_read(self._fd)
 
     def unpark(self) -> None:
@@ -69,7 +74,7 @@ class LockParker:
         self._lock.acquire()
 
     def park(self, timeout: float | None) -> None:
-        self._lock.acquire(True, -1 if timeout is None else timeout)
+        self._lock.acquire(True, -1 if timeout is None else min(timeout, LONGEST))
 
     def unpark(self) -> None:
         try:
