@@ -243,27 +243,23 @@ class MemoryProvider(ServiceProvider):
         if not self.network.is_up:
             raise_wsa(_E.WSAENETDOWN, "the memory network is down")
 
-    def _block(
-        self, s: MemorySocket, op: Op, timeout: float | None, deadline: float, what: str
-    ) -> float:
-        """Wait once for a change; return the deadline (0.0 until one is set).
+    def _block(self, s: MemorySocket, op: Op, timeout: float, deadline: float, what: str) -> float:
+        """Park once, within the socket's ``timeout``, for ``op`` (a blocked
+        call); return the deadline (0.0 until one is set).
 
         Raises WSAEWOULDBLOCK (non-blocking), WSAETIMEDOUT (deadline passed),
         WSAEINTR (closed meanwhile) or WSAENETDOWN (network went down).
         """
+        if timeout == 0.0:
+            raise_wsa(_E.WSAEWOULDBLOCK, f"{what} would block on a non-blocking socket")
+        now = time.monotonic()
+        if not deadline:
+            deadline = now + timeout
+        remaining = deadline - now
+        if remaining <= 0.0:
+            raise_wsa(_E.WSAETIMEDOUT, f"{what} timed out after {timeout!r} s")
         net = self.network
-        if timeout is None:
-            net._park(op, None)
-        else:
-            if timeout == 0.0:
-                raise_wsa(_E.WSAEWOULDBLOCK, f"{what} would block on a non-blocking socket")
-            now = time.monotonic()
-            if not deadline:
-                deadline = now + timeout
-            remaining = deadline - now
-            if remaining <= 0.0:
-                raise_wsa(_E.WSAETIMEDOUT, f"{what} timed out after {timeout!r} s")
-            net._park(op, remaining)
+        net._park(op, remaining)
         if op.done:
             return deadline
         if s.state == CLOSED:
