@@ -398,17 +398,26 @@ def test_layers_are_skipped_on_operations_they_do_not_override(xhost: wspframe.H
         assert top.recv.__self__ is top.contexts()[-1]
 
 
+def _memory_trio(
+    host: wspframe.Host, entry: wspframe.ProtocolInfo
+) -> tuple[wspframe.Socket, wspframe.Socket, wspframe.Socket]:
+    """A plain memory listener, a client made from ``entry`` connected to it,
+    and the accepted end."""
+    srv = host.socket(protocol_info=host.entries_for("memory")[0])
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    cli = host.socket(protocol_info=entry)
+    cli.connect(srv.getsockname())
+    conn, _ = srv.accept()
+    return srv, cli, conn
+
+
 def test_the_fast_form_binds_socket_class_methods(xhost: wspframe.Host) -> None:
     from wspframe._chain import overridden_operations
 
     assert overridden_operations(P.FastUpperLayer) == {"recv"}
     (entry, *_) = xhost.install_chain("fastupper,sendonly,memory")
-    srv = xhost.socket(protocol_info=xhost.entries_for("memory")[0])
-    srv.bind(("127.0.0.1", 0))
-    srv.listen()
-    cli = xhost.socket(protocol_info=entry)
-    cli.connect(srv.getsockname())
-    conn, _ = srv.accept()
+    srv, cli, conn = _memory_trio(xhost, entry)
     try:
         top = cli._core.top
         ctx = top.context
@@ -466,12 +475,7 @@ def test_a_bare_tcpip_chain_calls_the_os_socket_natively(xhost: wspframe.Host) -
 
 def test_a_layer_exception_is_contained_as_a_wsaerror(xhost: wspframe.Host) -> None:
     (entry, *_) = xhost.install_chain("exploding,memory")
-    srv = xhost.socket(protocol_info=xhost.entries_for("memory")[0])
-    srv.bind(("127.0.0.1", 0))
-    srv.listen()
-    cli = xhost.socket(protocol_info=entry)
-    cli.connect(srv.getsockname())
-    conn, _ = srv.accept()
+    srv, cli, conn = _memory_trio(xhost, entry)
     with wsa(C.WSASYSCALLFAILURE) as info:
         cli.send(b"x")
     assert isinstance(info.value.__cause__, ZeroDivisionError)
