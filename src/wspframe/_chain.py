@@ -100,6 +100,11 @@ def _impl(provider: ServiceProvider, op: str) -> _Impl:
         function = provider.context_function(op)
         if function is not None:
             return function, object, True
+    return _method_impl(provider, op)
+
+
+def _method_impl(provider: ServiceProvider, op: str) -> _Impl:
+    """The provider's ``op`` as ``getattr`` finds it, bound with a partial."""
     method = getattr(provider, op)
     if isinstance(method, types.MethodType):
         return method.__func__, method.__self__, False
@@ -111,12 +116,7 @@ _HOT_NAMES: Final = frozenset(_HOT)
 
 def _instance_impl(provider: ServiceProvider, op: str) -> _Impl:
     """:func:`_impl` where the instance may have replaced ``op``."""
-    if op in vars(provider):
-        method = getattr(provider, op)
-        if isinstance(method, types.MethodType):
-            return method.__func__, method.__self__, False
-        return method, None, False
-    return _impl(provider, op)
+    return _method_impl(provider, op) if op in vars(provider) else _impl(provider, op)
 
 
 def _bind_impl(impl: _Impl, provider: ServiceProvider, op: str, ctx: Any) -> Callable[..., Any]:
@@ -210,9 +210,10 @@ class NextLayer:
             _impl(provider, op) if mine else None for op, mine in zip(_HOT, own, strict=True)
         )
         #: The Socket API's bindings of hot operations at this level as the
-        #: top (see _socket._hot_bindings): op -> (function, provider,
-        #: callable, native).
-        self.plan: dict[str, tuple[Any, Any, Any, bool]] = {}
+        #: top (see _socket._hot_bindings): op -> (function, the provider it
+        #: was bound with or None, the callable, the provider called natively
+        #: or None).
+        self.plan: dict[str, tuple[Any, Any, Any, Any]] = {}
 
     @property
     def name(self) -> str:
@@ -362,15 +363,8 @@ class Dispatch:
                 None if i is None else _instance_impl(provider, op)
                 for op, i in zip(_HOT, impl, strict=True)
             )
-        if level.own_hot is None:  # the base, or a layer overriding all of them
-            self.send = _bind_impl(impl[0], provider, "send", context)  # type: ignore[arg-type]
-            self.recv = _bind_impl(impl[1], provider, "recv", context)  # type: ignore[arg-type]
-            self.recv_into = _bind_impl(impl[2], provider, "recv_into", context)  # type: ignore[arg-type]
-            self.sendto = _bind_impl(impl[3], provider, "sendto", context)  # type: ignore[arg-type]
-            self.recvfrom = _bind_impl(impl[4], provider, "recvfrom", context)  # type: ignore[arg-type]
-            self.recvfrom_into = _bind_impl(impl[5], provider, "recvfrom_into", context)  # type: ignore[arg-type]
-            return
-        lower = context.lower
+        # The base, or a layer overriding all of them, has no None in impl.
+        lower: Any = None if level.own_hot is None else context.lower
         i = impl[0]
         self.send = lower.send if i is None else _bind_impl(i, provider, "send", context)
         i = impl[1]

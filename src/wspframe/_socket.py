@@ -114,33 +114,31 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     """
     flat: list[Any] = []
     native: dict[str, ServiceProvider] = {}
-    plan = top.level.plan  # what earlier sockets of this chain found
+    level = top.level
+    plan = level.plan  # what earlier sockets of this chain found
     for op in _HOT:
         fn = getattr(top, op)
         kind = type(fn)
         if kind is types.MethodType:  # a layer's fast form, or a base's context function
-            ctx = fn.__self__
-            hit = plan.get(op)
-            if hit is None or hit[0] is not fn.__func__:
-                target = top.level.targets[op]
-                provider = target.provider
-                direct = provider.native(op) if target.is_base else None
-                hit = plan[op] = (fn.__func__, provider, direct or fn.__func__, direct is not None)
-            flat += (hit[2], ctx)
-            if hit[3]:
-                native[op] = hit[1]
+            func, bound, ctx = fn.__func__, None, fn.__self__
         elif kind is functools.partial and len(fn.args) == 2:
-            provider, ctx = fn.args
-            hit = plan.get(op)
-            if hit is None or hit[0] is not fn.func or hit[1] is not provider:
-                direct = provider.native(op) if isinstance(provider, ServiceProvider) else None
-                call = types.MethodType(fn.func, provider) if direct is None else direct
-                hit = plan[op] = (fn.func, provider, call, direct is not None)
-            flat += (hit[2], ctx)
-            if hit[3]:
-                native[op] = provider
+            func, (bound, ctx) = fn.func, fn.args
         else:
             flat += (_call_other, fn)
+            continue
+        hit = plan.get(op)
+        if hit is None or hit[0] is not func or hit[1] is not bound:
+            target = level.targets[op]
+            direct = target.provider.native(op) if target.is_base else None
+            if direct is not None:
+                hit = (func, bound, direct, target.provider)
+            else:
+                call = func if bound is None else types.MethodType(func, bound)
+                hit = (func, bound, call, None)
+            plan[op] = hit
+        flat += (hit[2], ctx)
+        if hit[3] is not None:
+            native[op] = hit[3]
     return tuple(flat), native
 
 

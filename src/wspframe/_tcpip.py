@@ -241,16 +241,18 @@ class TcpipProvider(ServiceProvider):
     # The data operations above are the OS socket's own calls plus error
     # mapping: the Socket API may call those directly (see ServiceProvider.native).
     def native(self, op: str) -> Callable[..., Any] | None:
+        entry = self._data(op)
+        return None if entry is None else entry[1]
+
+    def context_function(self, op: str) -> Callable[..., Any] | None:
+        entry = self._data(op)
+        return None if entry is None else entry[2]
+
+    def _data(self, op: str) -> tuple[Any, Callable[..., Any] | None, Callable[..., Any]] | None:
         entry = _DATA.get(op)
         if entry is None or getattr(type(self), op) is not entry[0]:
             return None  # not ours, or a subclass changed the operation
-        return entry[1]
-
-    def context_function(self, op: str) -> Callable[..., Any] | None:
-        entry = _DATA.get(op)
-        if entry is None or getattr(type(self), op) is not entry[0]:
-            return None
-        return entry[2]
+        return entry
 
     def native_error(self, s: Any, op: str, exc: Exception) -> WSAError:
         if op == "send" and isinstance(exc, BrokenPipeError):
