@@ -1,6 +1,6 @@
 """Instructions per layer per operation, with valgrind's callgrind, and where they go.
 
-Runs the harness of ``wspframe bench`` (``wspframe._bench._callgrind_child``)
+Runs the harness of ``wspframe bench`` (``wspframe._bench._callgrind.callgrind_child``)
 under ``valgrind --tool=callgrind``: one process sends and receives N times
 through a raw TCP socket, a bare ``tcpip`` chain (twice: the second is a
 control), K ``passthrough`` layers (which override nothing), K and 2K
@@ -30,16 +30,16 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wspframe import _bench
+from wspframe._bench import _callgrind as _cg
 
 
 def run_once(folder: Path, ops: int, layers: int, batch: int) -> dict[str, dict[str, float]]:
     env = dict(os.environ, PYTHONHASHSEED="0", WSPFRAME_PLUGINS="")
-    cmd = _bench._callgrind_command(folder / "cg.out", ops, layers, batch)
+    cmd = _cg.callgrind_command(folder / "cg.out", ops, layers, batch)
     done = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode:
         sys.exit(f"callgrind failed:\n{done.stderr[-3000:]}")
-    return _bench._per_op(_bench._callgrind_parts(folder), ops, batch)
+    return _cg.per_operation(_cg.callgrind_parts(folder), ops, batch)
 
 
 def self_costs(path: Path) -> dict[str, int]:
@@ -68,7 +68,7 @@ def function_diff(folder: Path, ops: int, layers: int, batch: int, top: int, for
         m = re.search(r"^part:\s*(\d+)", path.read_text(errors="replace"), re.MULTILINE)
         if m:
             parts[int(m.group(1))] = path
-    variants = list(_bench._CG_VARIANTS)
+    variants = list(_cg.VARIANTS)
 
     def phase_files(variant: str) -> list[Path]:
         first = 2 + variants.index(variant) * 2 * batches

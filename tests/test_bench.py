@@ -24,6 +24,7 @@ import pytest
 
 import wspframe
 from wspframe import _bench
+from wspframe._bench import _callgrind as _cg
 from wspframe._cli import main
 
 #: Every row of the issue's targets table, and the informational ones.
@@ -336,19 +337,19 @@ def test_targets() -> None:
 
 
 def test_callgrind_parts_are_split_per_variant() -> None:
-    variants = len(_bench._CG_VARIANTS)
+    variants = len(_cg.VARIANTS)
     batches = 2
     parts = [999_999]  # start-up, ignored
     for i in range(variants):
         for _ in range(batches):
             parts += [1000 * (i + 1), 2000 * (i + 1)]  # a send batch, then a recv batch
     parts.append(5)  # after the last marker, ignored
-    per_op = _bench._per_op(parts, ops=batches * 10, batch=10)
-    assert list(per_op) == list(_bench._CG_VARIANTS)
+    per_op = _cg.per_operation(parts, ops=batches * 10, batch=10)
+    assert list(per_op) == list(_cg.VARIANTS)
     assert per_op["raw"] == {"send": 100.0, "recv": 200.0}
-    assert per_op[_bench._CG_VARIANTS[-1]] == {"send": 100.0 * variants, "recv": 200.0 * variants}
+    assert per_op[_cg.VARIANTS[-1]] == {"send": 100.0 * variants, "recv": 200.0 * variants}
     with pytest.raises(RuntimeError, match="marker function"):
-        _bench._per_op(parts[:5], ops=batches * 10, batch=10)
+        _cg.per_operation(parts[:5], ops=batches * 10, batch=10)
 
 
 def test_cli_bench_rejects_zero_rounds(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,221 @@
+"""Completion-port rows: upcall completions and memory end to end vs a SimpleQueue."""
+
+from __future__ import annotations
+
+import gc
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Final
+
+from .._constants import WSA_FLAG_OVERLAPPED
+from .._host import Host
+from .._overlapped import CompletionPort, Overlapped
+from .._socket import Socket
+from ._common import _SMALL_DATA, SMALL, Context, Mode, _chain_pair, _close, _host, _stream_entry
+from ._report import Row
+
+_PRODUCERS: Final = 2
+
+
+def _handoff(producers: Sequence[Callable[[], None]], consume: Callable[[], None]) -> float:
+    """Run ``producers`` in threads and ``consume`` here, all released at once;
+    the consumer's seconds."""
+    barrier = threading.Barrier(len(producers) + 1)
+    errors: list[BaseException] = []
+
+    def run(fn: Callable[[], None]) -> None:
+        try:
+            barrier.wait()
+            fn()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(p,), name="wspframe-bench-producer", daemon=True)
+        for p in producers
+    ]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    consume()
+    elapsed = time.perf_counter() - start
+    for t in threads:
+        t.join(30)
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def _consumer(get: Callable[[], Any], total: int) -> Callable[[], None]:
+    def consume() -> None:
+        for _ in range(total):
+            get()
+
+    return consume
+
+
+def _putter(put: Callable[[Any], None], key: int, ovs: Sequence[Overlapped]) -> Callable[[], None]:
+    def produce() -> None:
+        for ov in ovs:
+            put((key, ov, SMALL, 0))
+
+    return produce
+
+
+def _completer(
+    complete: Callable[[int, Any, int, int], None], handle: int, ovs: Sequence[Overlapped]
+) -> Callable[[], None]:
+    def produce() -> None:
+        for ov in ovs:
+            complete(handle, ov, 0, SMALL)
+
+    return produce
+
+
+def _sender(sock: Socket, count: int) -> Callable[[], None]:
+    def produce() -> None:
+        send = sock.send
+        msg = _SMALL_DATA
+        for _ in range(count):
+            send(msg)
+
+    return produce
+
+
+def _queue_slice(items: Sequence[Sequence[Overlapped]]) -> float:
+    """The baseline: the same hand-off over a bare SimpleQueue."""
+    q: queue.SimpleQueue[tuple[int, Overlapped, int, int]] = queue.SimpleQueue()
+    total = sum(len(x) for x in items)
+    return _handoff(
+        [_putter(q.put, key, ovs) for key, ovs in enumerate(items)], _consumer(q.get, total)
+    )
+
+
+def _started(groups: int, n: int) -> list[list[Overlapped]]:
+    """``groups`` lists of ``n`` overlapped operations started (pending) for a receive."""
+    out = []
+    for _ in range(groups):
+        ovs = [Overlapped() for _ in range(n)]
+        for ov in ovs:
+            ov._start("recv", None)
+        out.append(ovs)
+    return out
+
+
+def _port_slice(
+    port: CompletionPort,
+    complete: Callable[[int, Any, int, int], None],
+    handles: Sequence[int],
+    items: Sequence[Sequence[Overlapped]],
+) -> float:
+    total = sum(len(x) for x in items)
+    producers = [_completer(complete, h, ovs) for h, ovs in zip(handles, items, strict=True)]
+    return _handoff(producers, _consumer(port.get, total))
+
+
+def _port_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
+    """One round of the completion-port row: completions per second (thousands),
+    SimpleQueue and port."""
+    complete = host.upcalls.complete_overlapped_request
+    pairs = [_chain_pair(host, entry, WSA_FLAG_OVERLAPPED) for _ in range(_PRODUCERS)]
+    port = CompletionPort()
+    try:
+        for key, (a, _) in enumerate(pairs):
+            port.associate(a, key=key)
+        handles = [a.fileno() for a, _ in pairs]
+        warm = _started(len(handles), 200)
+        _queue_slice(warm)
+        _port_slice(port, complete, handles, warm)
+        tq = tp = 0.0
+        done = 0
+        flip = False
+        while done < mode.port_count:
+            n = min(mode.port_slice, mode.port_count - done)
+            items = _started(len(handles), n)
+            gc.collect()
+            if flip:
+                tp += _port_slice(port, complete, handles, items)
+                tq += _queue_slice(items)
+            else:
+                tq += _queue_slice(items)
+                tp += _port_slice(port, complete, handles, items)
+            flip = not flip
+            done += n
+    finally:
+        port.close()
+        for a, b in pairs:
+            _close(a, b)
+    total = mode.port_count * _PRODUCERS
+    return total / tq / 1e3, total / tp / 1e3
+
+
+def completion_port(ctx: Context, row: Row) -> Row:
+    """Completions per second through a port (producer threads complete pending
+    operations through the upcall, as a provider does) vs a bare SimpleQueue."""
+    raw_v: list[float] = []
+    chain_v: list[float] = []
+    with _host(["memory"]) as host:
+        entry = _stream_entry(host, "memory")
+        for _ in range(ctx.mode.rounds):
+            raw, chain = _port_round(host, entry, ctx.mode)
+            raw_v.append(raw)
+            chain_v.append(chain)
+    row.extra["producers"] = _PRODUCERS
+    return row.finish(raw_v, chain_v)
+
+
+def _e2e_slice(port: CompletionPort, pairs: Sequence[tuple[Socket, Socket]], n: int) -> float:
+    for a, _ in pairs:
+        for _ in range(n):
+            a.recv_overlapped(SMALL, Overlapped())
+    producers = [_sender(b, n) for _, b in pairs]
+    return _handoff(producers, _consumer(port.get, n * len(pairs)))
+
+
+def _e2e_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
+    pairs = [_chain_pair(host, entry, WSA_FLAG_OVERLAPPED) for _ in range(_PRODUCERS)]
+    port = CompletionPort()
+    try:
+        for key, (a, _) in enumerate(pairs):
+            port.associate(a, key=key)
+        _e2e_slice(port, pairs, 200)
+        _queue_slice(_started(len(pairs), 200))
+        tq = tp = 0.0
+        done = 0
+        flip = False
+        while done < mode.port_count:
+            n = min(mode.port_slice, mode.port_count - done)
+            items = _started(len(pairs), n)
+            gc.collect()
+            if flip:
+                tp += _e2e_slice(port, pairs, n)
+                tq += _queue_slice(items)
+            else:
+                tq += _queue_slice(items)
+                tp += _e2e_slice(port, pairs, n)
+            flip = not flip
+            done += n
+    finally:
+        port.close()
+        for a, b in pairs:
+            _close(a, b)
+    total = mode.port_count * _PRODUCERS
+    return total / tq / 1e3, total / tp / 1e3
+
+
+def completion_port_end_to_end(ctx: Context, row: Row) -> Row:
+    """Memory ``recv_overlapped`` completed by the peer's ``send`` in producer
+    threads, consumed from a port, vs a bare SimpleQueue hand-off."""
+    raw_v: list[float] = []
+    chain_v: list[float] = []
+    with _host(["memory"]) as host:
+        entry = _stream_entry(host, "memory")
+        for _ in range(ctx.mode.rounds):
+            raw, chain = _e2e_round(host, entry, ctx.mode)
+            raw_v.append(raw)
+            chain_v.append(chain)
+    row.extra["producers"] = _PRODUCERS
+    return row.finish(raw_v, chain_v)
