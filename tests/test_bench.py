@@ -15,6 +15,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,12 @@ INFO_ROWS = {
     "instr.first",
     "port.end_to_end",
     "create.tcpip.bare",
+    "tput.tcpip.control",
+    "tput.tcpip.floor3",
+    "tput.tcpip.floor6",
+    "rtt.tcpip.floor3.pinned",
+    "rtt.tcpip.floor6.pinned",
+    "port.floor",
 }
 
 #: Gross-regression bounds on the result (ratio, or µs / instructions where
@@ -85,6 +92,12 @@ GROSS: dict[str, tuple[float | None, float | None]] = {
     "redirect.rtt": (None, 500.0),
     "create.tcpip.bare": (None, 20.0),
     "create.tcpip.pass3": (None, 30.0),
+    "tput.tcpip.control": (0.5, 2.0),
+    "tput.tcpip.floor3": (0.5, None),
+    "tput.tcpip.floor6": (0.5, None),
+    "rtt.tcpip.floor3.pinned": (None, 2.0),
+    "rtt.tcpip.floor6.pinned": (None, 2.0),
+    "port.floor": (0.05, None),
 }
 
 #: Informational rows too noisy for any bound (unpinned threads), or shown for context.
@@ -281,10 +294,19 @@ def test_spec_rows_measure_the_named_chains(no_leaks: None) -> None:
 
 def test_the_default_rows_run_in_tiny_mode(no_leaks: None) -> None:
     """Every measure of the suite (bar callgrind) runs and cleans up."""
-    report = _bench.run(mode=TINY, only=["port", "redirect", "create.tcpip.pass3", "rtt.memory"])
+    report = _bench.run(
+        mode=TINY,
+        only=["port", "redirect", "create.tcpip.pass3", "rtt.memory", "control", "floor"],
+    )
     keys = {row.key for row in report.rows}
     assert keys == {
+        "tput.tcpip.control",
+        "tput.tcpip.floor3",
+        "tput.tcpip.floor6",
+        "rtt.tcpip.floor3.pinned",
+        "rtt.tcpip.floor6.pinned",
         "port",
+        "port.floor",
         "port.end_to_end",
         "redirect.tput",
         "redirect.rtt",
@@ -373,3 +395,25 @@ def test_cli_bench_json_for_one_spec(tmp_path: Path, monkeypatch: pytest.MonkeyP
     out = io.StringIO()
     assert main(["bench", "--quick", "--no-progress", "memory"], out=out) == 0
     assert "64 KiB throughput, memory / AF_UNIX socketpair" in out.getvalue()
+
+
+def test_the_floor_rows_stack_plain_frames_that_relay() -> None:
+    """The floor rows' frames: one relay object per frame, data through all of them."""
+    from wspframe._bench._layers import PlainFrame, frames_for, plain_frames
+    from wspframe._bench._port import PlainPort
+
+    assert frames_for(3) == 5  # the Socket API's, three layers', the base's
+    a, b = socket.socketpair()
+    with a, b:
+        top = plain_frames(a, frames_for(3))
+        depth, node = 0, top
+        while isinstance(node, PlainFrame):
+            depth, node = depth + 1, node.lower
+        assert depth == 5 and node is a
+        assert top.send(b"floor") == 5
+        assert plain_frames(b, 1).recv(16) == b"floor"
+        with pytest.raises(ValueError, match="frames must be >= 1, got 0"):
+            plain_frames(a, 0)
+    port = PlainPort()
+    port.complete(7, "ov", 0, 64)
+    assert port.get() == (7, "ov", 64, 0)

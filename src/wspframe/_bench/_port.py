@@ -167,6 +167,61 @@ def completion_port(ctx: Context, row: Row) -> Row:
     return row.finish(raw_v, chain_v)
 
 
+class PlainPort:
+    """The least a completion port written in Python costs: ``complete``
+    builds the packet and queues it, ``get`` dequeues it, nothing else."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[int, Any, int, int]] = queue.SimpleQueue()
+
+    def complete(self, handle: int, overlapped: Any, error: int, nbytes: int) -> None:
+        self._queue.put((handle, overlapped, nbytes, error))
+
+    def get(self) -> tuple[int, Any, int, int]:
+        return self._queue.get()
+
+
+def _plain_slice(items: Sequence[Sequence[Overlapped]]) -> float:
+    port = PlainPort()
+    total = sum(len(x) for x in items)
+    producers = [_completer(port.complete, key, ovs) for key, ovs in enumerate(items)]
+    return _handoff(producers, _consumer(port.get, total))
+
+
+def port_floor(ctx: Context, row: Row) -> Row:
+    """:class:`PlainPort` vs the bare SimpleQueue hand-off, as the port row
+    measures: the floor of any completion port written in Python."""
+    mode = ctx.mode
+    raw_v: list[float] = []
+    floor_v: list[float] = []
+    total = mode.port_count * _PRODUCERS
+    for _ in range(mode.rounds):
+        warm = _started(_PRODUCERS, 200)
+        _queue_slice(warm)
+        _plain_slice(warm)
+        tq = tp = 0.0
+        done = 0
+        flip = False
+        while done < mode.port_count:
+            n = min(mode.port_slice, mode.port_count - done)
+            items = _started(_PRODUCERS, n)
+            gc.collect()
+            if flip:
+                tp += _plain_slice(items)
+                tq += _queue_slice(items)
+            else:
+                tq += _queue_slice(items)
+                tp += _plain_slice(items)
+            flip = not flip
+            done += n
+        raw_v.append(total / tq / 1e3)
+        floor_v.append(total / tp / 1e3)
+    row.extra["producers"] = _PRODUCERS
+    return row.finish(raw_v, floor_v)
+
+
 def _e2e_slice(port: CompletionPort, pairs: Sequence[tuple[Socket, Socket]], n: int) -> float:
     for a, _ in pairs:
         for _ in range(n):

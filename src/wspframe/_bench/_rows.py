@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from .._host import Host
 from ._callgrind import CALLGRIND_LAYERS, instructions
 from ._common import MAX_LAYERS, Context, _base_of, _reference
-from ._layers import BenchFastLayer, layered_spec
-from ._port import _PRODUCERS, completion_port, completion_port_end_to_end
+from ._layers import BenchFastLayer, frames_for, layered_spec
+from ._port import _PRODUCERS, completion_port, completion_port_end_to_end, port_floor
 from ._redirect import redirect_round_trip, redirect_throughput
 from ._report import NOT_INSTALLED, Row, Target
-from ._stream import create_close, round_trip, throughput
+from ._stream import (
+    create_close,
+    round_trip,
+    round_trip_frames,
+    throughput,
+    throughput_control,
+    throughput_frames,
+)
 
 # -- the suite ---------------------------------------------------------------------------------
 Plan = list[tuple[Row, Callable[[Row], Row]]]
+
+_FLOOR_NOTE: Final = (
+    "no framework: one plain relay object per frame, as many frames per call as the "
+    "chain runs (the Socket API's, one per layer, the base's)"
+)
 
 
 def _nothing(row: Row) -> Row:
@@ -50,6 +63,21 @@ def default_rows(ctx: Context) -> Plan:
 
     seven = "7-long chain: MAX_PROTOCOL_CHAIN counts the base"
     tput("tput.tcpip.bare", "64 KiB throughput, bare tcpip / raw TCP", "tcpip", None)
+    out.append(
+        (
+            Row(
+                "tput.tcpip.control",
+                "64 KiB throughput, A/A control: a second raw TCP pair / raw TCP",
+                "MiB/s",
+                "raw TCP",
+                "raw TCP",
+                "ratio",
+                None,
+                note="no chain at all: its spread is the noise of a throughput row here",
+            ),
+            functools.partial(throughput_control, ctx),
+        )
+    )
     tput(
         "tput.tcpip.pass3",
         "64 KiB throughput, 3 passthrough layers over tcpip / raw TCP",
@@ -77,6 +105,24 @@ def default_rows(ctx: Context) -> Plan:
         Target(">=", 0.93),
         seven,
     )
+    for layers in (3, MAX_LAYERS):
+        frames = frames_for(layers)
+        out.append(
+            (
+                Row(
+                    f"tput.tcpip.floor{layers}",
+                    f"64 KiB throughput, {frames} plain Python frames over raw TCP / raw TCP "
+                    f"(the floor of {layers} send/recv layers)",
+                    "MiB/s",
+                    "raw TCP",
+                    f"raw TCP under {frames} frames",
+                    "ratio",
+                    None,
+                    note=_FLOOR_NOTE,
+                ),
+                functools.partial(throughput_frames, ctx, frames=frames),
+            )
+        )
     tput(
         "tput.memory",
         "64 KiB throughput, memory / AF_UNIX socketpair",
@@ -125,6 +171,24 @@ def default_rows(ctx: Context) -> Plan:
         True,
         Target("<=", 1.08),
     )
+    for layers in (3, MAX_LAYERS):
+        frames = frames_for(layers)
+        out.append(
+            (
+                Row(
+                    f"rtt.tcpip.floor{layers}.pinned",
+                    f"64 B round trip, {frames} plain Python frames over raw TCP / raw TCP, "
+                    f"same CPU (the floor of {layers} send/recv layers)",
+                    "µs",
+                    "raw TCP",
+                    f"raw TCP under {frames} frames",
+                    "ratio",
+                    None,
+                    note=_FLOOR_NOTE,
+                ),
+                functools.partial(round_trip_frames, ctx, frames=frames, pin=True),
+            )
+        )
     rtt(
         "rtt.memory.pinned",
         "64 B round trip, memory / AF_UNIX socketpair, same CPU",
@@ -227,6 +291,22 @@ def default_rows(ctx: Context) -> Plan:
                 note=f"{_PRODUCERS} producer threads complete, 1 consumer",
             ),
             functools.partial(completion_port, ctx),
+        )
+    )
+    out.append(
+        (
+            Row(
+                "port.floor",
+                "completion port floor: a plain Python complete()/get() around a SimpleQueue "
+                "/ bare SimpleQueue hand-off",
+                "k/s",
+                "SimpleQueue",
+                "plain Python port",
+                "ratio",
+                None,
+                note="the least any completion port written in Python costs",
+            ),
+            functools.partial(port_floor, ctx),
         )
     )
     out.append(

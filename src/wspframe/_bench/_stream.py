@@ -7,6 +7,7 @@ import gc
 import socket as _socket
 import time
 from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from .._constants import AF_INET, SOCK_STREAM
 from .._host import Host
@@ -28,6 +29,7 @@ from ._common import (
     _raw_pair_for,
     _stream_entry,
 )
+from ._layers import plain_frames
 from ._report import Row, _join
 
 
@@ -41,33 +43,103 @@ def _stream_round(
     return chunks * CHUNK / ta / MIB, chunks * CHUNK / tb / MIB
 
 
-def throughput(ctx: Context, row: Row, spec: str) -> Row:
-    """64 KiB lock-step throughput through ``spec`` vs its raw reference."""
+class Ends(NamedTuple):
+    """A connected pair to measure (``a`` sends or pings, ``b`` receives or
+    echoes) and the sockets under them, which close and shut down."""
+
+    a: Any
+    b: Any
+    sock_a: Any
+    sock_b: Any
+
+
+#: Opens a fresh connected pair.
+PairMaker = Callable[[], Ends]
+
+
+def raw_pairs(base: str) -> PairMaker:
+    """Pairs of the raw reference of ``base``: loopback TCP, or an AF_UNIX socketpair."""
+
+    def make() -> Ends:
+        a, b = _raw_pair_for(base)
+        return Ends(a, b, a, b)
+
+    return make
+
+
+def chain_pairs(host: Host, spec: str) -> PairMaker:
+    """Pairs through the chain ``spec`` of ``host`` (both ends)."""
+    entry = _stream_entry(host, spec)
+    tcp = _base_of(spec) != "memory"
+
+    def make() -> Ends:
+        a, b = _chain_pair(host, entry)
+        if tcp:
+            try:
+                _nodelay(a, b)
+            except BaseException:
+                _close(a, b)
+                raise
+        return Ends(a, b, a, b)
+
+    return make
+
+
+def frame_pairs(frames: int) -> PairMaker:
+    """Raw loopback TCP pairs, each end under ``frames`` plain Python frames."""
+
+    def make() -> Ends:
+        a, b = _raw_pair_for("tcpip")
+        return Ends(plain_frames(a, frames), plain_frames(b, frames), a, b)
+
+    return make
+
+
+def compare_throughput(ctx: Context, row: Row, baseline: PairMaker, other: PairMaker) -> Row:
+    """64 KiB lock-step throughput of ``other``'s pairs vs ``baseline``'s, a
+    fresh pair of each per round."""
     mode = ctx.mode
-    base = _base_of(spec)
     chunks = mode.stream_bytes // CHUNK
     step = max(1, mode.stream_slice // CHUNK)
     raw_v: list[float] = []
     chain_v: list[float] = []
-    with _host([spec]) as host:
-        entry = _stream_entry(host, spec)
-        for _ in range(mode.rounds):
-            ra, rb = _raw_pair_for(base)
-            ca, cb = _chain_pair(host, entry)
-            try:
-                if base != "memory":
-                    _nodelay(ca, cb)
-                raw, chain = _stream_round(
-                    functools.partial(_lockstep, ra, rb),
-                    functools.partial(_lockstep, ca, cb),
-                    chunks,
-                    step,
-                )
-            finally:
-                _close(ra, rb, ca, cb)
-            raw_v.append(raw)
-            chain_v.append(chain)
+    for _ in range(mode.rounds):
+        r = baseline()
+        try:
+            c = other()
+        except BaseException:
+            _close(r.sock_a, r.sock_b)
+            raise
+        try:
+            raw, chain = _stream_round(
+                functools.partial(_lockstep, r.a, r.b),
+                functools.partial(_lockstep, c.a, c.b),
+                chunks,
+                step,
+            )
+        finally:
+            _close(r.sock_a, r.sock_b, c.sock_a, c.sock_b)
+        raw_v.append(raw)
+        chain_v.append(chain)
     return row.finish(raw_v, chain_v)
+
+
+def throughput(ctx: Context, row: Row, spec: str) -> Row:
+    """64 KiB lock-step throughput through ``spec`` vs its raw reference."""
+    with _host([spec]) as host:
+        return compare_throughput(ctx, row, raw_pairs(_base_of(spec)), chain_pairs(host, spec))
+
+
+def throughput_control(ctx: Context, row: Row) -> Row:
+    """A/A: a second raw TCP pair vs the first, measured as a chain is.  Its
+    spread is the noise of the throughput rows on this machine."""
+    return compare_throughput(ctx, row, raw_pairs("tcpip"), raw_pairs("tcpip"))
+
+
+def throughput_frames(ctx: Context, row: Row, frames: int) -> Row:
+    """Raw TCP under ``frames`` plain Python frames vs raw TCP: the floor of
+    any Python chain that runs as many frames per call."""
+    return compare_throughput(ctx, row, raw_pairs("tcpip"), frame_pairs(frames))
 
 
 def _rtt_round(
@@ -80,42 +152,56 @@ def _rtt_round(
     return ta / count * 1e6, tb / count * 1e6
 
 
-def round_trip(ctx: Context, row: Row, spec: str, pin: bool) -> Row:
-    """64 B round trips through ``spec`` (both ends) vs its raw reference, in µs."""
+def compare_round_trip(
+    ctx: Context, row: Row, baseline: PairMaker, other: PairMaker, pin: bool
+) -> Row:
+    """64 B round trips over ``other``'s pairs vs ``baseline``'s (an echo
+    thread at ``b``), a fresh pair of each per round, in µs."""
     mode = ctx.mode
-    base = _base_of(spec)
     cpu = ctx.cpu if pin else None
     raw_v: list[float] = []
     chain_v: list[float] = []
     pinned_ok = True
-    with _host([spec]) as host:
-        entry = _stream_entry(host, spec)
-        for _ in range(mode.rounds):
-            with _pinned(cpu) as ok:
-                pinned_ok = pinned_ok and (ok or not pin)
-                ra, rb = _raw_pair_for(base)
-                ca, cb = _chain_pair(host, entry)
-                echoes = _EchoServers()
-                try:
-                    if base != "memory":
-                        _nodelay(ca, cb)
-                    echoes.start(_echo, (rb, cpu), functools.partial(ra.shutdown, 1))
-                    echoes.start(_echo, (cb, cpu), functools.partial(ca.shutdown, 1))
-                    raw, chain = _rtt_round(
-                        functools.partial(_ping, ra),
-                        functools.partial(_ping, ca),
-                        mode.rtt_count,
-                        mode.rtt_slice,
-                    )
-                finally:
-                    echoes.close()
-                    _close(ra, rb, ca, cb)
-            raw_v.append(raw)
-            chain_v.append(chain)
+    for _ in range(mode.rounds):
+        with _pinned(cpu) as ok:
+            pinned_ok = pinned_ok and (ok or not pin)
+            r = baseline()
+            try:
+                c = other()
+            except BaseException:
+                _close(r.sock_a, r.sock_b)
+                raise
+            echoes = _EchoServers()
+            try:
+                echoes.start(_echo, (r.b, cpu), functools.partial(r.sock_a.shutdown, 1))
+                echoes.start(_echo, (c.b, cpu), functools.partial(c.sock_a.shutdown, 1))
+                raw, chain = _rtt_round(
+                    functools.partial(_ping, r.a),
+                    functools.partial(_ping, c.a),
+                    mode.rtt_count,
+                    mode.rtt_slice,
+                )
+            finally:
+                echoes.close()
+                _close(r.sock_a, r.sock_b, c.sock_a, c.sock_b)
+        raw_v.append(raw)
+        chain_v.append(chain)
     row.finish(raw_v, chain_v)
     if pin and not pinned_ok:
         row.note = _join(row.note, "pinning not allowed here: measured unpinned")
     return row
+
+
+def round_trip(ctx: Context, row: Row, spec: str, pin: bool) -> Row:
+    """64 B round trips through ``spec`` (both ends) vs its raw reference, in µs."""
+    with _host([spec]) as host:
+        return compare_round_trip(ctx, row, raw_pairs(_base_of(spec)), chain_pairs(host, spec), pin)
+
+
+def round_trip_frames(ctx: Context, row: Row, frames: int, pin: bool) -> Row:
+    """64 B round trips over raw TCP under ``frames`` plain Python frames (both
+    ends) vs raw TCP: the floor of any Python chain running as many frames."""
+    return compare_round_trip(ctx, row, raw_pairs("tcpip"), frame_pairs(frames), pin)
 
 
 def _create_raw(n: int) -> float:
