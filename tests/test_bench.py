@@ -416,4 +416,4 @@ def test_the_floor_rows_stack_plain_frames_that_relay() -> None:
             plain_frames(a, 0)
     port = PlainPort()
     port.complete(7, "ov", 0, 64)
-    assert port.get() == (7, "ov", 64, 0)
+    assert port.get() == wspframe.Completion(key=7, overlapped="ov", nbytes=64, error=0)
