@@ -64,6 +64,7 @@ INFO_ROWS = {
     "rtt.tcpip.floor3.pinned",
     "rtt.tcpip.floor6.pinned",
     "port.floor",
+    "redirect.rtt.floor",
 }
 
 #: Gross-regression bounds on the result (ratio, or µs / instructions where
@@ -98,6 +99,7 @@ GROSS: dict[str, tuple[float | None, float | None]] = {
     "rtt.tcpip.floor3.pinned": (None, 2.0),
     "rtt.tcpip.floor6.pinned": (None, 2.0),
     "port.floor": (0.05, None),
+    "redirect.rtt.floor": (None, 500.0),
 }
 
 #: Informational rows too noisy for any bound (unpinned threads), or shown for context.
@@ -310,6 +312,7 @@ def test_the_default_rows_run_in_tiny_mode(no_leaks: None) -> None:
         "port.end_to_end",
         "redirect.tput",
         "redirect.rtt",
+        "redirect.rtt.floor",
         "create.tcpip.pass3",
         "rtt.memory.pinned",
         "rtt.memory.unpinned",

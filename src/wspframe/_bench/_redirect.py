@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import selectors
 import socket as _socket
 import threading
 import time
@@ -19,6 +20,7 @@ from ._common import (
     _echo_fd,
     _EchoServers,
     _host,
+    _pin_self,
     _ping,
     _ping_fd,
     _pinned,
@@ -139,6 +141,82 @@ def redirect_round_trip(ctx: Context, row: Row) -> Row:
             api_v.append(api)
             redirected_v.append(redirected)
     row.finish(api_v, redirected_v)
+    if not pinned_ok:
+        row.note = _join(row.note, "pinning not allowed here: measured unpinned")
+    return row
+
+
+class _Pump:
+    """The least any redirector costs: one thread, woken by epoll (or the
+    platform's best selector), moving bytes between two descriptor pairs with
+    ``os.read``/``os.write``; it stops at the end of either stream."""
+
+    def __init__(self, left: int, right: int, cpu: int | None) -> None:
+        self._ends = {left: right, right: left}
+        self._cpu = cpu
+        self._thread = threading.Thread(target=self._run, name="wspframe-bench-pump", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _pin_self(self._cpu)
+        ends = self._ends
+        read = os.read
+        write = os.write
+        with selectors.DefaultSelector() as sel:
+            for fd in ends:
+                sel.register(fd, selectors.EVENT_READ)
+            try:
+                while True:
+                    for key, _ in sel.select():
+                        data = read(key.fd, 65536)
+                        if not data:
+                            return
+                        out = ends[key.fd]
+                        while data:
+                            data = data[write(out, data) :]
+            except OSError:
+                return
+
+    def join(self) -> None:
+        self._thread.join(10)
+
+
+def redirect_round_trip_floor(ctx: Context, row: Row) -> Row:
+    """64 B round trip through a bare pump thread (:class:`_Pump`) between two
+    socketpairs minus the same over one socketpair, same CPU, in µs: what any
+    redirector made of a thread and OS descriptors adds, whatever its design."""
+    mode = ctx.mode
+    cpu = ctx.cpu
+    direct_v: list[float] = []
+    pumped_v: list[float] = []
+    pinned_ok = True
+    count = max(mode.rtt_count // 2, mode.rtt_slice)
+    for _ in range(mode.rounds):
+        with _pinned(cpu) as ok:
+            pinned_ok = pinned_ok and ok
+            c, d = _socket.socketpair()  # direct: client c, echo d
+            a, p = _socket.socketpair()  # pumped: client a, pump p <-> q, echo b
+            q, b = _socket.socketpair()
+            pump: _Pump | None = None
+            echoes = _EchoServers()
+            try:
+                pump = _Pump(p.fileno(), q.fileno(), cpu)
+                echoes.start(_echo_fd, (d.fileno(), cpu), functools.partial(c.shutdown, 1))
+                echoes.start(_echo_fd, (b.fileno(), cpu), functools.partial(a.shutdown, 1))
+                direct, pumped = _rtt_round(
+                    functools.partial(_ping_fd, c.fileno()),
+                    functools.partial(_ping_fd, a.fileno()),
+                    count,
+                    mode.rtt_slice,
+                )
+            finally:
+                echoes.close()
+                _close(a, b, c, d, p, q)
+                if pump is not None:
+                    pump.join()
+        direct_v.append(direct)
+        pumped_v.append(pumped)
+    row.finish(direct_v, pumped_v)
     if not pinned_ok:
         row.note = _join(row.note, "pinning not allowed here: measured unpinned")
     return row

@@ -11,7 +11,7 @@ from ._callgrind import CALLGRIND_LAYERS, instructions
 from ._common import MAX_LAYERS, Context, _base_of, _reference
 from ._layers import BenchFastLayer, frames_for, layered_spec
 from ._port import _PRODUCERS, completion_port, completion_port_end_to_end, port_floor
-from ._redirect import redirect_round_trip, redirect_throughput
+from ._redirect import redirect_round_trip, redirect_round_trip_floor, redirect_throughput
 from ._report import NOT_INSTALLED, Row, Target
 from ._stream import (
     create_close,
@@ -351,6 +351,22 @@ def default_rows(ctx: Context) -> Plan:
                 Target("<=", 20.0),
             ),
             functools.partial(redirect_round_trip, ctx),
+        )
+    )
+    out.append(
+        (
+            Row(
+                "redirect.rtt.floor",
+                "a bare pump thread between two socketpairs, 64 B round trip added over "
+                "one socketpair, same CPU",
+                "µs",
+                "socketpair",
+                "socketpair, pump, socketpair",
+                "difference",
+                None,
+                note="the least any redirector made of a thread and OS descriptors adds",
+            ),
+            functools.partial(redirect_round_trip_floor, ctx),
         )
     )
     out.append(
