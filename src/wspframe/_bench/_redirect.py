@@ -148,18 +148,19 @@ def redirect_round_trip(ctx: Context, row: Row) -> Row:
 
 class _Pump:
     """The least any redirector costs: one thread, woken by epoll (or the
-    platform's best selector), moving bytes between two descriptor pairs with
-    ``os.read``/``os.write``; it stops at the end of either stream."""
+    platform's best selector), moving bytes between two sockets with
+    ``os.read``/``os.write``.  The end of one stream ends the other (a
+    shutdown for writing), and the thread."""
 
-    def __init__(self, left: int, right: int, cpu: int | None) -> None:
-        self._ends = {left: right, right: left}
+    def __init__(self, left: _socket.socket, right: _socket.socket, cpu: int | None) -> None:
+        self._ends = {left.fileno(): right, right.fileno(): left}
         self._cpu = cpu
         self._thread = threading.Thread(target=self._run, name="wspframe-bench-pump", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         _pin_self(self._cpu)
-        ends = self._ends
+        ends = {fd: (sock, sock.fileno()) for fd, sock in self._ends.items()}
         read = os.read
         write = os.write
         with selectors.DefaultSelector() as sel:
@@ -169,9 +170,10 @@ class _Pump:
                 while True:
                     for key, _ in sel.select():
                         data = read(key.fd, 65536)
+                        other, out = ends[key.fd]
                         if not data:
+                            other.shutdown(_socket.SHUT_WR)
                             return
-                        out = ends[key.fd]
                         while data:
                             data = data[write(out, data) :]
             except OSError:
@@ -200,7 +202,7 @@ def redirect_round_trip_floor(ctx: Context, row: Row) -> Row:
             pump: _Pump | None = None
             echoes = _EchoServers()
             try:
-                pump = _Pump(p.fileno(), q.fileno(), cpu)
+                pump = _Pump(p, q, cpu)
                 echoes.start(_echo_fd, (d.fileno(), cpu), functools.partial(c.shutdown, 1))
                 echoes.start(_echo_fd, (b.fileno(), cpu), functools.partial(a.shutdown, 1))
                 direct, pumped = _rtt_round(
