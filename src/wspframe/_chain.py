@@ -40,7 +40,7 @@ from ._spi import (
 if TYPE_CHECKING:
     from ._handles import HandleTable
 
-__all__ = ["Dispatch", "NextLayer", "compile_levels", "overridden_operations"]
+__all__ = ["Dispatch", "NextLayer", "TopDispatch", "compile_levels", "overridden_operations"]
 
 _SKIPPABLE: Final = (*DATA_OPERATIONS, *OVERLAPPED_OPERATIONS)
 #: Operations bound when a Dispatch is made (the data path); the others are
@@ -112,6 +112,10 @@ def _method_impl(provider: ServiceProvider, op: str) -> _Impl:
 
 
 _HOT_NAMES: Final = frozenset(_HOT)
+#: NextLayer.hot_mode values.
+_HOT_FROM_LOWER: Final = 0
+_HOT_METHODS: Final = 1
+_HOT_EACH: Final = 2
 
 
 def _instance_impl(provider: ServiceProvider, op: str) -> _Impl:
@@ -145,7 +149,10 @@ class NextLayer:
         "below",
         "catalog_entry_id",
         "chain_info",
+        "context_class",
+        "hot_funcs",
         "hot_impl",
+        "hot_mode",
         "ifs",
         "index",
         "is_base",
@@ -154,6 +161,8 @@ class NextLayer:
         "plan",
         "protocol_info",
         "provider",
+        "records",
+        "socket_plan",
         "table",
         "targets",
     )
@@ -209,11 +218,28 @@ class NextLayer:
         self.hot_impl = tuple(
             _impl(provider, op) if mine else None for op, mine in zip(_HOT, own, strict=True)
         )
+        #: How a Dispatch at this level binds the hot operations: from the
+        #: level below (it runs none of them), as methods of the context (it
+        #: runs all of them through context functions), or op by op.
+        self.hot_funcs: tuple[Callable[..., Any], ...] = ()
+        if self.own_hot is not None and not any(own):
+            self.hot_mode = _HOT_FROM_LOWER
+        elif all(i is not None and i[2] and i[1] is object for i in self.hot_impl):
+            self.hot_mode = _HOT_METHODS
+            self.hot_funcs = tuple(i[0] for i in self.hot_impl if i is not None)
+        else:
+            self.hot_mode = _HOT_EACH
+        #: What a context this level returns must be (the handle rule's check).
+        self.context_class: type = object if self.is_base else LayerSocket
+        self.records = table._records
         #: The Socket API's bindings of hot operations at this level as the
         #: top (see _socket._hot_bindings): op -> (function, the provider it
         #: was bound with or None, the callable, the provider called natively
         #: or None).
         self.plan: dict[str, tuple[Any, Any, Any, Any]] = {}
+        #: The same for every socket at once, made by the first socket with
+        #: this level on top (_socket._socket_plan; False: none applies).
+        self.socket_plan: Any = None
 
     @property
     def name(self) -> str:
@@ -257,8 +283,20 @@ class NextLayer:
 
     def adopt(self, ctx: Any) -> Dispatch:
         """Check a new context's handle (the SPI's handle rule) and bind it."""
-        self.table.check_owner(ctx, self)
-        return Dispatch(self, ctx)
+        # The common case, a context that passes every check, is settled
+        # here; anything else goes to check_owner, which names the problem.
+        handle = getattr(ctx, "handle", None)
+        record = self.records.get(handle) if handle.__class__ is int else None
+        if (
+            record is None
+            or record.owners[-1] != self.catalog_entry_id
+            or (self.ifs and not record.ifs)
+            or not isinstance(ctx, self.context_class)
+        ):
+            self.table.check_owner(ctx, self)
+        if self.index:
+            return Dispatch(self, ctx)
+        return TopDispatch(self, ctx)
 
     # -- provider operations -----------------------------------------------
     def select(
@@ -354,9 +392,30 @@ class Dispatch:
         # The level below is complete already: a level that does not override
         # an operation shares the callable bound below.  Bound here, per
         # socket, from the provider instance (as a lazy bind would).
+        mode = level.hot_mode
+        if mode == _HOT_FROM_LOWER:
+            below = context.lower
+            self.send = below.send
+            self.recv = below.recv
+            self.recv_into = below.recv_into
+            self.sendto = below.sendto
+            self.recvfrom = below.recvfrom
+            self.recvfrom_into = below.recvfrom_into
+            return
         provider = level.provider
+        replaced = not _HOT_NAMES.isdisjoint(getattr(provider, "__dict__", ()))
+        if mode == _HOT_METHODS and not replaced:
+            method = types.MethodType
+            send, recv, recv_into, sendto, recvfrom, recvfrom_into = level.hot_funcs
+            self.send = method(send, context)
+            self.recv = method(recv, context)
+            self.recv_into = method(recv_into, context)
+            self.sendto = method(sendto, context)
+            self.recvfrom = method(recvfrom, context)
+            self.recvfrom_into = method(recvfrom_into, context)
+            return
         impl = level.hot_impl
-        if not _HOT_NAMES.isdisjoint(getattr(provider, "__dict__", ())):
+        if replaced:
             # An operation replaced on the instance (a test's monkeypatch):
             # bind what getattr finds now, as the SPI's dispatch table would.
             impl = tuple(
@@ -424,6 +483,53 @@ def _cold_method(name: str) -> Callable[..., Any]:
 
 for _name in _COLD:
     setattr(Dispatch, _name, _cold_method(_name))
+
+
+class _HotOnFirstUse:
+    """A hot operation of a :class:`TopDispatch`: the slot of
+    :class:`Dispatch`, filled (all six at once) the first time one is read."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, slot: Any) -> None:
+        self.slot = slot
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        try:
+            return self.slot.__get__(obj, owner)
+        except AttributeError:
+            bound = Dispatch(obj.level, obj.context)
+            for name in _HOT:
+                setattr(obj, name, getattr(bound, name))
+            return self.slot.__get__(obj, owner)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        self.slot.__set__(obj, value)
+
+
+class TopDispatch(Dispatch):
+    """The :class:`Dispatch` of a chain's top level (what the Socket API holds).
+
+    Its hot operations are bound on first use: the Socket API calls the chain
+    through bindings of its own (see ``_socket._hot_bindings``) and no layer
+    holds the top as ``lower``, so most sockets never read them.  The levels
+    below bind theirs at once, since a layer calls ``s.lower.send`` on the
+    data path.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, level: NextLayer, context: Any) -> None:
+        self.level = level
+        self.context = context
+        self.handle = context.handle
+        self._cold = None
+
+
+for _name in _HOT:
+    setattr(TopDispatch, _name, _HotOnFirstUse(Dispatch.__dict__[_name]))
 
 
 def compile_levels(

@@ -25,7 +25,7 @@ from ._protocol import ProtocolInfo
 from ._spi import ServiceProvider
 
 if TYPE_CHECKING:
-    from ._chain import Dispatch
+    from ._chain import Dispatch, NextLayer
     from ._host import Host
 
 __all__ = ["Socket", "SocketCore"]
@@ -112,9 +112,22 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     (``ServiceProvider.native``), the pair is ``(native, ctx)``: the
     provider's own C call, its failures mapped here on the slow path.
     """
+    level = top.level
+    plan = level.socket_plan
+    if plan is None:
+        plan = level.socket_plan = _socket_plan(level)
+    if plan:
+        planned = _planned(plan, top.context)
+        if planned is not None:
+            return planned, plan[5]
+    return _bound_bindings(top)
+
+
+def _bound_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProvider]]:
+    """:func:`_hot_bindings` from what ``top`` has bound, one operation at a time."""
+    level = top.level
     flat: list[Any] = []
     native: dict[str, ServiceProvider] = {}
-    level = top.level
     plan = level.plan  # what earlier sockets of this chain found
     for op in _HOT:
         fn = getattr(top, op)
@@ -140,6 +153,88 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
         if hit[3] is not None:
             native[op] = hit[3]
     return tuple(flat), native
+
+
+#: What every socket with a given level on top binds, worked out once
+#: (:func:`_socket_plan`): per hot operation the callable and how many levels
+#: down its context is, that depth if it is the same for all of them (else
+#: -1), the providers whose instances must not replace a hot operation, the
+#: ``(depth, class)`` a fast-form context must be exactly, and the providers
+#: called natively (shared by the sockets: read only).
+_Plan = tuple[
+    tuple[Any, ...],
+    tuple[int, ...],
+    int,
+    tuple[ServiceProvider, ...],
+    tuple[tuple[int, type], ...],
+    dict[str, ServiceProvider],
+]
+_HOT_NAMES: Final = frozenset(_HOT)
+
+
+def _socket_plan(level: NextLayer) -> _Plan | bool:
+    """The plan of :func:`_hot_bindings` for sockets with ``level`` on top, or
+    False where a binding depends on more than the chain (each socket then
+    takes the general path)."""
+    calls: list[Any] = []
+    depths: list[int] = []
+    providers: list[ServiceProvider] = []
+    checks: list[tuple[int, type]] = []
+    native: dict[str, ServiceProvider] = {}
+    for i, op in enumerate(_HOT):
+        target = level.targets[op]
+        impl = target.hot_impl[i]
+        if impl is None:  # pragma: no cover - a target runs the operation
+            return False
+        fn, bound, fast = impl
+        depth = target.index - level.index
+        provider = target.provider
+        if not hasattr(provider, "__dict__"):
+            return False
+        if fast:
+            if bound is not object:
+                checks.append((depth, bound))
+            call = fn
+        elif bound is None:
+            return False  # bound with a one-argument partial: _call_other
+        else:
+            call = types.MethodType(fn, bound)
+        direct = provider.native(op) if target.is_base else None
+        if direct is not None:
+            call = direct
+            native[op] = provider
+        calls.append(call)
+        depths.append(depth)
+        if not any(p is provider for p in providers):
+            providers.append(provider)
+    uniform = depths[0] if len(set(depths)) == 1 else -1
+    return tuple(calls), tuple(depths), uniform, tuple(providers), tuple(set(checks)), native
+
+
+def _planned(plan: _Plan, ctx: Any) -> tuple[Any, ...] | None:
+    """The flat bindings :func:`_hot_bindings` would find for the socket whose
+    top context is ``ctx``, from the plan; None if the plan does not apply
+    (an operation replaced on a provider instance, a context of another class)."""
+    calls, depths, uniform, providers, checks, _ = plan
+    for provider in providers:
+        if not _HOT_NAMES.isdisjoint(provider.__dict__):
+            return None
+    if uniform >= 0 and not checks:
+        for _ in range(uniform):
+            ctx = ctx.lower.context
+        c0, c1, c2, c3, c4, c5 = calls
+        return (c0, ctx, c1, ctx, c2, ctx, c3, ctx, c4, ctx, c5, ctx)
+    contexts = [ctx]
+    for _ in range(max(depths)):
+        ctx = ctx.lower.context
+        contexts.append(ctx)
+    for depth, cls in checks:
+        if type(contexts[depth]) is not cls:
+            return None
+    flat: list[Any] = []
+    for call, depth in zip(calls, depths, strict=True):
+        flat += (call, contexts[depth])
+    return tuple(flat)
 
 
 def _call_other(fn: Any, *args: Any) -> Any:
