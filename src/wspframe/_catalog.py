@@ -370,13 +370,21 @@ class Catalog:
         The iterator is what lets ``socket()`` resume the walk when a provider
         declines with WSAEINPROGRESS.
         """
+        matches, mismatch = self.selection(af, type_, protocol)
+        yield from matches
+        raise_wsa(*mismatch)
+
+    def selection(
+        self, af: int, type_: int, protocol: int
+    ) -> tuple[tuple[ProtocolInfo, ...], tuple[WSAErrorCode, str]]:
+        """What :meth:`candidates` yields, and the code and message it raises
+        after (kept until the catalog changes)."""
         key = (af, type_, protocol)
         picked = self._picks.get(key)
         if picked is None:
             with self._lock:
                 picked = self._picks[key] = self._walk(af, type_, protocol)
-        yield from picked[0]
-        raise_wsa(*picked[1])
+        return picked
 
     def _walk(
         self, af: int, type_: int, protocol: int

@@ -51,16 +51,21 @@ _MULTIPOINT_BITS = int(_MULTIPOINT)
 _KNOWN_FLAGS = int(
     _MULTIPOINT | WSAFlag.OVERLAPPED | WSAFlag.NO_HANDLE_INHERIT | WSAFlag.ACCESS_SYSTEM_SECURITY
 )
+#: Bits of a plain int ``flags`` that check_flags must look at (multipoint,
+#: unknown, the sign); an int without any passes it.
+_FLAGS_TO_CHECK = ~(_KNOWN_FLAGS & ~_MULTIPOINT_BITS)
 
 
 def check_flags(flags: int, entry: ProtocolInfo) -> None:
     """The ``dwFlags`` rules of ``WSPSocket`` (multipoint needs exactly one of
     C_ROOT/C_LEAF and one of D_ROOT/D_LEAF, ROOT only on rooted planes)."""
-    if not isinstance(flags, int) or flags < 0 or flags & ~_KNOWN_FLAGS:
+    # As a plain int: arithmetic on a WSAFlag runs Python code.
+    value = int(flags) if isinstance(flags, int) else -1
+    if value < 0 or value & ~_KNOWN_FLAGS:
         raise_wsa(
             WSAErrorCode.WSAEINVAL, f"flags must be a combination of WSA_FLAG_*, got {flags!r}"
         )
-    mp = flags & _MULTIPOINT_BITS
+    mp = value & _MULTIPOINT_BITS
     if not mp:
         return
     sf = entry.service_flags
@@ -506,17 +511,58 @@ class Host:
         ``AF_INET, SOCK_STREAM, 0``, or to ``FROM_PROTOCOL_INFO`` when
         ``protocol_info`` is given.  See the SPI rules in the docs for the errors.
         """
-        self._check_started()
-        # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0), or everything
-        # from the protocol info when one is given.
+        if self._refs <= 0:
+            self._check_started()
         if protocol_info is not None:
-            af = FROM_PROTOCOL_INFO if af is None else af
-            type = FROM_PROTOCOL_INFO if type is None else type
-            protocol = FROM_PROTOCOL_INFO if protocol is None else protocol
-        af = _check_triplet("af", 2 if af is None else af)
-        type = _check_triplet("type", 1 if type is None else type)
-        protocol = _check_triplet("protocol", 0 if protocol is None else protocol)
-        if protocol_info is not None and protocol_info.shared_token:
+            return self._socket_from_info(af, type, protocol, protocol_info, group, flags)
+        # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0).  A plain int
+        # is taken as it is; anything else is checked (an int subclass, such
+        # as an enum, becomes an int).
+        if af is None:
+            af = 2
+        elif af.__class__ is not int:
+            af = _check_triplet("af", af)
+        if type is None:
+            type = 1
+        elif type.__class__ is not int:
+            type = _check_triplet("type", type)
+        if protocol is None:
+            protocol = 0
+        elif protocol.__class__ is not int:
+            protocol = _check_triplet("protocol", protocol)
+        if group != 0:
+            raise_wsa(WSAErrorCode.WSAEINVAL, f"group is reserved and must be 0, got {group!r}")
+        if self.max_sockets is not None and len(self._sockets) >= self.max_sockets:
+            raise_wsa(
+                WSAErrorCode.WSAEMFILE, f"the host's limit of {self.max_sockets} sockets is reached"
+            )
+        if af == FROM_PROTOCOL_INFO or type == FROM_PROTOCOL_INFO or protocol == FROM_PROTOCOL_INFO:
+            raise_wsa(WSAErrorCode.WSAEINVAL, "FROM_PROTOCOL_INFO (-1) needs a protocol_info")
+        matches, mismatch = self.catalog.selection(af, type, protocol)
+        for entry in matches:
+            try:
+                return self._create(entry, af, type, protocol, flags)
+            except WSAError as exc:
+                if exc.wsa_code == WSAErrorCode.WSAEINPROGRESS:
+                    continue  # A3: the provider declined; resume after it
+                raise
+        raise_wsa(*mismatch)
+
+    def _socket_from_info(
+        self,
+        af: int | None,
+        type: int | None,
+        protocol: int | None,
+        protocol_info: ProtocolInfo,
+        group: int,
+        flags: int,
+    ) -> Socket:
+        """:meth:`socket` with an explicit ``protocol_info`` (SPI rule A4)."""
+        # Defaults: everything from the protocol info.
+        af = _check_triplet("af", FROM_PROTOCOL_INFO if af is None else af)
+        type = _check_triplet("type", FROM_PROTOCOL_INFO if type is None else type)
+        protocol = _check_triplet("protocol", FROM_PROTOCOL_INFO if protocol is None else protocol)
+        if protocol_info.shared_token:
             return self._open_shared(protocol_info)
         if group != 0:
             raise_wsa(WSAErrorCode.WSAEINVAL, f"group is reserved and must be 0, got {group!r}")
@@ -524,50 +570,42 @@ class Host:
             raise_wsa(
                 WSAErrorCode.WSAEMFILE, f"the host's limit of {self.max_sockets} sockets is reached"
             )
-        if protocol_info is not None:
-            if not isinstance(protocol_info, ProtocolInfo):
-                raise_wsa(
-                    WSAErrorCode.WSAEFAULT,
-                    f"protocol_info must be a ProtocolInfo, got {protocol_info!r}",
-                )
-            entry = self.catalog.get(protocol_info.catalog_entry_id)
-            if entry is None or entry.is_layered:
-                raise_wsa(
-                    WSAErrorCode.WSAEINVAL,
-                    f"protocol_info names catalog id {protocol_info.catalog_entry_id}, "
-                    "which is not a base or chain entry of this host",
-                )
-            return self._create(entry, af, type, protocol, flags)
-        if FROM_PROTOCOL_INFO in (af, type, protocol):
-            raise_wsa(WSAErrorCode.WSAEINVAL, "FROM_PROTOCOL_INFO (-1) needs a protocol_info")
-        for entry in self.catalog.candidates(af, type, protocol):
-            try:
-                return self._create(entry, af, type, protocol, flags)
-            except WSAError as exc:
-                if exc.wsa_code == WSAErrorCode.WSAEINPROGRESS:
-                    continue  # A3: the provider declined; resume after it
-                raise
-        raise AssertionError("unreachable: candidates() raises when exhausted")  # pragma: no cover
+        if not isinstance(protocol_info, ProtocolInfo):
+            raise_wsa(
+                WSAErrorCode.WSAEFAULT,
+                f"protocol_info must be a ProtocolInfo, got {protocol_info!r}",
+            )
+        entry = self.catalog.get(protocol_info.catalog_entry_id)
+        if entry is None or entry.is_layered:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"protocol_info names catalog id {protocol_info.catalog_entry_id}, "
+                "which is not a base or chain entry of this host",
+            )
+        return self._create(entry, af, type, protocol, flags)
 
     def _create(
         self, entry: ProtocolInfo, af: int, type_: int, protocol: int, flags: int
     ) -> Socket:
-        check_flags(flags, entry)
-        levels = self._levels_for(entry)
+        if flags.__class__ is not int or flags & _FLAGS_TO_CHECK:
+            check_flags(flags, entry)
+        levels = self._levels.get(entry.catalog_entry_id)
+        if levels is None:
+            levels = self._levels_for(entry)
         top = levels[0].socket(af, type_, protocol, entry, 0, flags)
         core = SocketCore(self, top, entry, flags, af, type_, protocol)
         return self._adopt(Socket(core, top.handle))
 
+    # _sockets needs no lock: add, discard, len() and list() of a set are
+    # each atomic, and nothing reads it and then writes it.
     def _adopt(self, sock: Socket) -> Socket:
-        with self._lock:
-            self._sockets.add(sock)
+        self._sockets.add(sock)
         if self._hook.wsp_socket_opened.get_hookimpls():
             self._hook.wsp_socket_opened(socket=sock)
         return sock
 
     def _forget(self, sock: Socket, last: bool) -> None:
-        with self._lock:
-            self._sockets.discard(sock)
+        self._sockets.discard(sock)
         if last and self._hook.wsp_socket_closed.get_hookimpls():
             self._hook.wsp_socket_closed(socket=sock)
 
