@@ -145,9 +145,16 @@ class TcpipProvider(ServiceProvider):
         self._lock = threading.Lock()
 
     def cleanup(self) -> None:
-        with self._lock:
-            leftovers = list(self._open)
-            self._open.clear()
+        # No lock around _open: add, discard and pop are each atomic, and
+        # popping takes every leftover exactly once even while other threads
+        # still open or close sockets.
+        leftovers: list[TcpipSocket] = []
+        pop = self._open.pop
+        while True:
+            try:
+                leftovers.append(pop())
+            except KeyError:
+                break
         # Abort every pending operation first, then close: closing one socket
         # would otherwise complete its peer's pending receive with end of stream.
         engine = self.upcalls._engine
@@ -169,8 +176,7 @@ class TcpipProvider(ServiceProvider):
         except BaseException:
             s.close()
             raise
-        with self._lock:
-            self._open.add(s)
+        self._open.add(s)
         return s
 
     # -- creation and close -------------------------------------------------------
@@ -183,7 +189,14 @@ class TcpipProvider(ServiceProvider):
         group: int,
         flags: int,
     ) -> TcpipSocket:
-        af, type_, protocol = resolve_triplet(af, type, protocol, protocol_info)
+        if (
+            af == protocol_info.address_family
+            and type == protocol_info.socket_type
+            and (protocol == 0 or protocol == protocol_info.protocol)
+        ):
+            type_, protocol = type, protocol or protocol_info.protocol  # as resolve_triplet
+        else:
+            af, type_, protocol = resolve_triplet(af, type, protocol, protocol_info)
         try:
             s = TcpipSocket(af, type_, protocol)
         except OSError as exc:
@@ -200,8 +213,7 @@ class TcpipProvider(ServiceProvider):
         return self._register(new, s.protocol_info), address
 
     def close_socket(self, s: TcpipSocket) -> None:
-        with self._lock:
-            self._open.discard(s)
+        self._open.discard(s)
         try:
             # Pending overlapped operations complete (WSA_OPERATION_ABORTED)
             # while the handle is still registered.  No engine: none pending.
