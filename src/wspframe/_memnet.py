@@ -448,6 +448,7 @@ class MemoryNetwork:
         """
         me = threading.get_ident()
         guard = self._guard
+        lock = self._lock
         done = self._done
         nested: bool | None = None  # known once we may deliver
         budget = 0  # what was queued when we took delivery over
@@ -455,7 +456,8 @@ class MemoryNetwork:
         stack: list[MemorySocket] | None = None
         try:
             while True:
-                with guard:
+                lock.acquire()  # `with guard` without the cost of three Python calls
+                try:
                     if s is not None:
                         s.undelivered -= 1
                         s = None
@@ -503,6 +505,11 @@ class MemoryNetwork:
                         budget -= 1
                         if budget < 0:
                             self._overtime = True
+                finally:
+                    if self._wakes:  # as _release(); empty: nothing here finishes an operation
+                        self._release()
+                    else:
+                        lock.release()
                 if stack is None:
                     stack = self._delivering()
                 stack.append(s)
@@ -524,7 +531,8 @@ class MemoryNetwork:
         if self._drainer == me:
             self._drainer = 0
             self._overtime = False
-            self._cond.notify_all()
+            if self._waiting or self._handoff:  # each thread waiting on _cond counts in one
+                self._cond.notify_all()
 
     def _delivering(self) -> list[MemorySocket]:
         """The sockets whose completions the calling thread is delivering."""
