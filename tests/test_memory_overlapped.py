@@ -585,6 +585,30 @@ def test_waitall_peek_and_zero_size(env: Env) -> None:
     assert (partial.data, partial.nbytes, partial.error) == (b"xy", 2, 0)  # end of file
 
 
+def test_send_hands_its_data_to_a_waiting_plain_receive(env: Env) -> None:
+    """A send that fits the plain receive waiting first completes it directly,
+    exactly as serving the queue would: the receives behind it go on."""
+    c, s = env.pair()
+    first = env.recv(s, 10)
+    zero = env.recv(s, 0)  # waits only for first
+    small = env.recvfrom(s, 3)
+    rest = env.recv(s, 10)
+    assert not (first.done() or zero.done())
+    data = b"hello"
+    assert env.p.send(c, data, 0) == 5
+    assert (first.data, first.nbytes, first.error) == (data, 5, 0)
+    assert zero.done() and (zero.data, zero.nbytes) == (b"", 0)
+    assert not small.done()
+    env.p.send(c, b"abcdef", 0)  # more than small takes: queued, then served in order
+    assert (small.data, small.nbytes, small.address) == (b"abc", 3, None)
+    assert (rest.data, rest.nbytes) == (b"def", 3)
+    whole = env.recvfrom(s, 10)
+    env.p.send(c, b"xy", 0)
+    assert (whole.data, whole.nbytes, whole.error, whole.address) == (b"xy", 2, 0, None)
+    assert env.p.ioctl(s, FIONREAD, 0) == 0
+    assert not env.p.network._done and s.undelivered == 0
+
+
 def test_datagram_boundaries(env: Env, v: int) -> None:
     a, b = env.udp_bound(v), env.udp_bound(v)
     ovs = [env.recvfrom(b, 5) for _ in range(4)]
