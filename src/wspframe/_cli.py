@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--quick", action="store_true", help="short mode for CI (under 60 s)")
-    p.add_argument("--rounds", type=int, metavar="N", help="rounds per row (default 7; quick 3)")
+    p.add_argument("--rounds", type=int, metavar="N", help="rounds per row (default 8; quick 4)")
     p.add_argument(
         "--only", action="append", metavar="KEY", help="only rows whose key contains KEY"
     )

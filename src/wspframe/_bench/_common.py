@@ -60,7 +60,7 @@ class Mode:
 
 FULL: Final = Mode(
     name="full",
-    rounds=7,
+    rounds=8,
     stream_bytes=256 * MIB,
     stream_slice=1 * MIB,
     redirect_slice=8 * MIB,
@@ -75,7 +75,7 @@ FULL: Final = Mode(
 )
 QUICK: Final = Mode(
     name="quick",
-    rounds=3,
+    rounds=4,
     stream_bytes=64 * MIB,
     stream_slice=1 * MIB,
     redirect_slice=8 * MIB,
@@ -127,13 +127,18 @@ def _pinned(cpu: int | None) -> Iterator[bool]:
 
 
 def _interleave(
-    a: Callable[[int], float], b: Callable[[int], float], total: int, step: int
+    a: Callable[[int], float],
+    b: Callable[[int], float],
+    total: int,
+    step: int,
+    b_first: bool = False,
 ) -> tuple[float, float]:
     """Run ``a`` and ``b`` for ``total`` units each, in alternating slices of
-    ``step`` (A B B A A B ...); return their summed seconds."""
+    ``step`` (A B B A A B ..., or B A A B ... with ``b_first``); return their
+    summed seconds."""
     ta = tb = 0.0
     done = 0
-    flip = False
+    flip = b_first
     while done < total:
         n = min(step, total - done)
         if flip:

@@ -83,7 +83,7 @@ def redirect_throughput(ctx: Context, row: Row) -> Row:
     chain_v: list[float] = []
     with _host(["memory"]) as host:
         entry = _stream_entry(host, "memory")
-        for _ in range(mode.rounds):
+        for i in range(mode.rounds):
             x, y = _socket.socketpair()
             a, b = _chain_pair(host, entry)
             writers: list[_Writer] = []
@@ -97,6 +97,7 @@ def redirect_throughput(ctx: Context, row: Row) -> Row:
                     functools.partial(writers[1].stream, b.fileno()),
                     chunks,
                     step,
+                    i % 2 == 1,
                 )
             finally:
                 _close(a, b, x, y)  # ends the writers' streams
@@ -118,7 +119,7 @@ def redirect_round_trip(ctx: Context, row: Row) -> Row:
     count = max(mode.rtt_count // 2, mode.rtt_slice)
     with _host(["memory"]) as host:
         entry = _stream_entry(host, "memory")
-        for _ in range(mode.rounds):
+        for i in range(mode.rounds):
             with _pinned(cpu) as ok:
                 pinned_ok = pinned_ok and ok
                 c, d = _chain_pair(host, entry)
@@ -134,6 +135,7 @@ def redirect_round_trip(ctx: Context, row: Row) -> Row:
                         functools.partial(_ping_fd, a.fileno()),
                         count,
                         mode.rtt_slice,
+                        i % 2 == 1,
                     )
                 finally:
                     echoes.close()
@@ -193,7 +195,7 @@ def redirect_round_trip_floor(ctx: Context, row: Row) -> Row:
     pumped_v: list[float] = []
     pinned_ok = True
     count = max(mode.rtt_count // 2, mode.rtt_slice)
-    for _ in range(mode.rounds):
+    for i in range(mode.rounds):
         with _pinned(cpu) as ok:
             pinned_ok = pinned_ok and ok
             c, d = _socket.socketpair()  # direct: client c, echo d
@@ -210,6 +212,7 @@ def redirect_round_trip_floor(ctx: Context, row: Row) -> Row:
                     functools.partial(_ping_fd, a.fileno()),
                     count,
                     mode.rtt_slice,
+                    i % 2 == 1,
                 )
             finally:
                 echoes.close()

@@ -34,12 +34,21 @@ from ._report import Row, _join
 
 
 def _stream_round(
-    a: Callable[[int], float], b: Callable[[int], float], chunks: int, step: int
+    a: Callable[[int], float],
+    b: Callable[[int], float],
+    chunks: int,
+    step: int,
+    b_first: bool = False,
 ) -> tuple[float, float]:
-    """One round of a throughput row: warm both up, then interleave; MiB/s each."""
-    _interleave(a, b, step, step)
+    """One round of a throughput row: warm both up, then interleave; MiB/s each.
+
+    Which side goes first alternates between rounds (``b_first``): on this
+    machine, of two identical raw pairs the one warmed up second ran a few
+    percent slower for the whole round.
+    """
+    _interleave(a, b, step, step, b_first)
     gc.collect()
-    ta, tb = _interleave(a, b, chunks, step)
+    ta, tb = _interleave(a, b, chunks, step, b_first)
     return chunks * CHUNK / ta / MIB, chunks * CHUNK / tb / MIB
 
 
@@ -103,7 +112,7 @@ def compare_throughput(ctx: Context, row: Row, baseline: PairMaker, other: PairM
     step = max(1, mode.stream_slice // CHUNK)
     raw_v: list[float] = []
     chain_v: list[float] = []
-    for _ in range(mode.rounds):
+    for i in range(mode.rounds):
         r = baseline()
         try:
             c = other()
@@ -116,6 +125,7 @@ def compare_throughput(ctx: Context, row: Row, baseline: PairMaker, other: PairM
                 functools.partial(_lockstep, c.a, c.b),
                 chunks,
                 step,
+                i % 2 == 1,
             )
         finally:
             _close(r.sock_a, r.sock_b, c.sock_a, c.sock_b)
@@ -143,12 +153,17 @@ def throughput_frames(ctx: Context, row: Row, frames: int) -> Row:
 
 
 def _rtt_round(
-    a: Callable[[int], float], b: Callable[[int], float], count: int, step: int
+    a: Callable[[int], float],
+    b: Callable[[int], float],
+    count: int,
+    step: int,
+    b_first: bool = False,
 ) -> tuple[float, float]:
-    """One round of a round-trip row: warm both up, then interleave; µs each."""
-    _interleave(a, b, 200, 100)
+    """One round of a round-trip row: warm both up, then interleave; µs each
+    (``b_first`` as for :func:`_stream_round`)."""
+    _interleave(a, b, 200, 100, b_first)
     gc.collect()
-    ta, tb = _interleave(a, b, count, step)
+    ta, tb = _interleave(a, b, count, step, b_first)
     return ta / count * 1e6, tb / count * 1e6
 
 
@@ -162,7 +177,7 @@ def compare_round_trip(
     raw_v: list[float] = []
     chain_v: list[float] = []
     pinned_ok = True
-    for _ in range(mode.rounds):
+    for i in range(mode.rounds):
         with _pinned(cpu) as ok:
             pinned_ok = pinned_ok and (ok or not pin)
             r = baseline()
@@ -180,6 +195,7 @@ def compare_round_trip(
                     functools.partial(_ping, c.a),
                     mode.rtt_count,
                     mode.rtt_slice,
+                    i % 2 == 1,
                 )
             finally:
                 echoes.close()
@@ -230,10 +246,12 @@ def create_close(ctx: Context, row: Row, spec: str) -> Row:
         with host.socket(AF_INET, SOCK_STREAM) as probe:
             row.extra["chain"] = list(probe.chain)
         chained = functools.partial(_create_chain, host)
-        for _ in range(mode.rounds):
-            _interleave(_create_raw, chained, mode.create_slice, mode.create_slice)
+        for i in range(mode.rounds):
+            _interleave(_create_raw, chained, mode.create_slice, mode.create_slice, i % 2 == 1)
             gc.collect()
-            tr, tc = _interleave(_create_raw, chained, mode.create_count, mode.create_slice)
+            tr, tc = _interleave(
+                _create_raw, chained, mode.create_count, mode.create_slice, i % 2 == 1
+            )
             raw_v.append(tr / mode.create_count * 1e6)
             chain_v.append(tc / mode.create_count * 1e6)
     return row.finish(raw_v, chain_v)
