@@ -44,6 +44,9 @@ class Catalog:
     def __init__(self) -> None:
         self._entries: list[ProtocolInfo] = []
         self._by_id: dict[int, ProtocolInfo] = {}
+        #: ``has_id(catalog_entry_id)``: ``catalog_entry_id in catalog``
+        #: without a Python call (the index is never replaced, only updated).
+        self.has_id: Callable[[object], bool] = self._by_id.__contains__
         self._next_id = FIRST_CATALOG_ID
         self._lock = threading.RLock()
         self._listeners: list[Callable[[str, list[ProtocolInfo]], None]] = []
@@ -281,7 +284,8 @@ class Catalog:
         """
         with self._lock:
             self._entries = list(entries)
-            self._by_id = {e.catalog_entry_id: e for e in entries}
+            self._by_id.clear()
+            self._by_id.update((e.catalog_entry_id, e) for e in entries)
             top = max((e.catalog_entry_id for e in entries), default=FIRST_CATALOG_ID - 1)
             self._next_id = max(self._next_id, top + 1)
         self._changed("restore", list(entries))

@@ -161,7 +161,7 @@ class Host:
         self._refs = 0
         self.catalog = Catalog()
         self.catalog.add_listener(self._catalog_changed)
-        self._table = HandleTable(self.catalog.__contains__)
+        self._table = HandleTable(self.catalog.has_id)
         #: handle -> (completion port, key), set by CompletionPort.associate().
         self._ports: dict[int, tuple[CompletionPort, int]] = {}
         self._redirector: Redirector | None = None

@@ -74,8 +74,11 @@ class TcpipSocket(_socket.socket):
     _twin: _socket.socket | None
 
     def close(self) -> None:
-        _close_twin(self)
-        super().close()
+        twin = getattr(self, "_twin", None)
+        if twin is not None:
+            self._twin = None
+            twin.close()
+        _socket.socket.close(self)
 
     def detach(self) -> int:
         _close_twin(self)
