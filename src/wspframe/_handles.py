@@ -26,6 +26,7 @@ import socket as _socket
 import stat
 import threading
 from collections.abc import Callable
+from threading import get_ident
 from typing import TYPE_CHECKING, Any
 
 from ._errors import WSAErrorCode, raise_wsa, wsa_error
@@ -59,10 +60,18 @@ class HandleTable:
 
     def __init__(self, is_catalog_id: Callable[[int], bool]) -> None:
         self._records: dict[int, HandleRecord] = {}
-        # Re-entrant: a socket's close holds it across the whole chain (so a
-        # descriptor number cannot be reused while its levels are released),
-        # and the providers' close_socket_handle calls take it again.
+        # A socket's close holds the lock across its whole chain (Socket.close
+        # sets ``closer`` meanwhile): its levels give up their handles one by
+        # one, and a descriptor number the base has closed may be taken again
+        # by another thread before every level above has let go.  Only then
+        # does the table have to serialize: a registration or release by any
+        # other thread while ``closer`` is set waits for the lock.  Otherwise
+        # no record is shared (a fresh descriptor's is no one else's, and a
+        # provider releases a handle before closing its descriptor), so they
+        # take no lock.  Re-entrant: the closer's providers release under it.
         self._lock = threading.RLock()
+        #: The thread id of the socket close in progress (0: none).
+        self.closer = 0
         self._is_catalog_id = is_catalog_id
 
     def __len__(self) -> int:
@@ -87,7 +96,8 @@ class HandleTable:
 
     # -- the upcalls ----------------------------------------------------------
     def create(self, catalog_entry_id: int, context: Any) -> int:
-        self._check_id(catalog_entry_id)
+        if catalog_entry_id.__class__ is not int or not self._is_catalog_id(catalog_entry_id):
+            self._check_id(catalog_entry_id)
         try:
             mine, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         except OSError as exc:
@@ -99,12 +109,18 @@ class HandleTable:
                 WSAErrorCode.WSAENOBUFS, f"not enough buffers for a new handle: {exc}"
             ) from exc
         handle = mine.detach()
-        with self._lock:
-            self._records[handle] = HandleRecord(handle, False, [catalog_entry_id], context, theirs)
+        record = HandleRecord(handle, False, [catalog_entry_id], context, theirs)
+        closer = self.closer
+        if closer and closer != get_ident():
+            with self._lock:
+                self._records[handle] = record
+        else:
+            self._records[handle] = record
         return handle
 
     def modify_ifs(self, catalog_entry_id: int, os_handle: int) -> int:
-        self._check_id(catalog_entry_id)
+        if catalog_entry_id.__class__ is not int or not self._is_catalog_id(catalog_entry_id):
+            self._check_id(catalog_entry_id)
         if not isinstance(os_handle, int) or os_handle < 0:
             raise_wsa(
                 WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}"
@@ -118,19 +134,26 @@ class HandleTable:
                 raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not open")
             if not stat.S_ISSOCK(mode):
                 raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
-        with self._lock:
-            record = self._records.get(os_handle)
-            if record is None:
-                self._records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
-            elif record.ifs:
-                record.owners.append(catalog_entry_id)
-            else:
-                raise_wsa(
-                    WSAErrorCode.WSAEINVAL,
-                    f"handle {os_handle} was minted by create_socket_handle; "
-                    "only a provider's own OS handle can be an IFS handle",
-                )
+        closer = self.closer
+        if closer and closer != get_ident():
+            with self._lock:
+                self._add_owner(os_handle, catalog_entry_id)
+        else:
+            self._add_owner(os_handle, catalog_entry_id)
         return os_handle
+
+    def _add_owner(self, os_handle: int, catalog_entry_id: int) -> None:
+        record = self._records.get(os_handle)
+        if record is None:
+            self._records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
+        elif record.ifs:
+            record.owners.append(catalog_entry_id)
+        else:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"handle {os_handle} was minted by create_socket_handle; "
+                "only a provider's own OS handle can be an IFS handle",
+            )
 
     def query(self, handle: int) -> Any:
         record = self._records.get(handle)
@@ -144,17 +167,27 @@ class HandleTable:
         return record.context
 
     def close(self, handle: int) -> None:
-        with self._lock:
-            record = self._records.get(handle)
-            if record is None:
-                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
-            if record.ifs:
-                record.owners.pop()
-                if not record.owners:
-                    del self._records[handle]
-                return
-            del self._records[handle]
-        _close_minted(record)
+        closer = self.closer
+        if closer and closer != get_ident():
+            with self._lock:
+                record = self._release(handle)
+        else:
+            record = self._release(handle)
+        if record is not None:
+            _close_minted(record)
+
+    def _release(self, handle: int) -> HandleRecord | None:
+        """Drop the top owner of ``handle``; the record if it is a minted one to close."""
+        record = self._records.get(handle)
+        if record is None:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
+        if record.ifs:
+            record.owners.pop()
+            if not record.owners:
+                del self._records[handle]
+            return None
+        del self._records[handle]
+        return record
 
     def discard(self, handle: int) -> HandleRecord | None:
         """Drop a handle whatever its owners (host cleanup); close it if minted."""

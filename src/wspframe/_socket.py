@@ -14,15 +14,15 @@ bad value without costing the successful path anything.
 from __future__ import annotations
 
 import functools
-import threading
 import types
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from threading import get_ident
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 
 from ._constants import FIONBIO, SOCK_STREAM, WSAFlag
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._overlapped import CompletionPort, CompletionRoutine, Overlapped
 from ._protocol import ProtocolInfo
-from ._spi import ServiceProvider
+from ._spi import LayerSocket, ServiceProvider
 
 if TYPE_CHECKING:
     from ._chain import Dispatch, NextLayer
@@ -33,6 +33,8 @@ __all__ = ["Socket", "SocketCore"]
 _HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
 #: WSA_FLAG_OVERLAPPED as a plain int (IntFlag arithmetic costs a Python call).
 _OVERLAPPED: Final = int(WSAFlag.OVERLAPPED)
+#: The ``inflight`` of a socket that cannot start overlapped operations.
+_NONE_INFLIGHT: Final = cast("set[Overlapped]", frozenset())
 
 
 class SocketCore:
@@ -46,7 +48,6 @@ class SocketCore:
         "host",
         "hot",
         "inflight",
-        "lock",
         "native",
         "proto",
         "redirected",
@@ -80,18 +81,21 @@ class SocketCore:
         self.closed = False
         self.state = "open"
         self.timeout: float | None = None
-        self.lock = threading.Lock()
-        #: Client overlapped operations started and not yet completed.
-        self.inflight: set[Overlapped] = set()
+        #: Client overlapped operations started and not yet completed (only
+        #: a socket made with WSA_FLAG_OVERLAPPED starts any).  No lock: a
+        #: set's add, discard and pop are atomic.
+        self.inflight: set[Overlapped] = set() if int(flags) & _OVERLAPPED else _NONE_INFLIGHT
         self.redirected = False
 
+    # The descriptor count (and ``redirected``) are kept under the host's
+    # handle-table lock, which the last close holds across the chain anyway.
     def acquire(self) -> None:
-        with self.lock:
+        with self.host._table._lock:
             self.refs += 1
 
     def release(self) -> bool:
         """Drop one descriptor; True when it was the last."""
-        with self.lock:
+        with self.host._table._lock:
             self.refs -= 1
             if self.refs or self.closed:
                 return False
@@ -487,48 +491,87 @@ class Socket:
         self._sendto = self._recvfrom = self._recvfrom_into = _closed
         core = self._core
         host = core.host
+        lock = host._table._lock
         error: WSAError | None = None
         try:
-            if core.release():
-                core.state = "closed"
-                # Held across the chain so no descriptor number of this socket can
-                # be reused by another thread before every level has let go.
-                if core.redirected:
-                    host._unredirect(core.top)
-                with host._table._lock:
-                    try:
-                        core.top.close_socket()
-                    except Exception as exc:
-                        error = contain(exc, "close")
-                    finally:
-                        if core.inflight:
-                            self._abort_inflight()
-                        # Whatever the providers did, no handle of this socket survives.
-                        table = host._table
-                        for ctx in core.top.contexts():
-                            h = getattr(ctx, "handle", None)
-                            if isinstance(h, int) and h >= 0 and h in table:
-                                table.discard(h)
-                host._ports.pop(core.top.handle, None)
-                if handle != core.top.handle:
+            # One hold of the table's lock counts the descriptor and, for the
+            # last, closes the chain: so no descriptor number of this socket
+            # can be reused by another thread before every level has let go.
+            with lock:
+                core.refs -= 1
+                last = not core.refs and not core.closed
+                if not last:
                     host._release_descriptor(core, handle)
-                host._forget(self, True)
-            else:
-                host._release_descriptor(core, handle)
+                else:
+                    core.closed = True
+                    core.state = "closed"
+                    if not core.redirected:
+                        error = self._close_chain()
+            if not last:
                 host._forget(self, False)
-            host._ports.pop(handle, None)
+                host._ports.pop(handle, None)
+                return
+            if core.redirected:
+                # Outside the lock: the redirector's pump may be in the chain.
+                host._unredirect(core.top)
+                with lock:
+                    error = self._close_chain()
+            top_handle = core.top.handle
+            ports = host._ports
+            ports.pop(top_handle, None)
+            if handle != top_handle:
+                host._release_descriptor(core, handle)
+            host._forget(self, True)
+            ports.pop(handle, None)
         finally:
             if error is not None:
                 raise error
 
+    def _close_chain(self) -> WSAError | None:
+        """Close every level of the socket (the table's lock held); return
+        the error to raise once done, if any."""
+        core = self._core
+        top = core.top
+        table = core.host._table
+        error = None
+        # Other threads' registrations wait for the lock meanwhile (see HandleTable).
+        outer = table.closer
+        table.closer = get_ident()
+        try:
+            top.close_socket()
+        except Exception as exc:
+            error = contain(exc, "close")
+        finally:
+            try:
+                if core.inflight:
+                    self._abort_inflight()
+                # Whatever the providers did, no handle of this socket survives.
+                records = table._records
+                ctx = top.context
+                while True:
+                    h = getattr(ctx, "handle", None)
+                    if isinstance(h, int) and h >= 0 and h in records:
+                        table.discard(h)
+                    if not isinstance(ctx, LayerSocket):
+                        break
+                    ctx = ctx.lower.context
+            finally:
+                table.closer = outer
+        return error
+
     def _abort_inflight(self) -> None:
         # The providers must have completed everything pending; whatever they
-        # left is completed here, aborted, exactly once (SPI bug 9).
+        # left is completed here, aborted, exactly once (SPI bug 9): pop()
+        # hands each to one caller only.
         core = self._core
-        with core.lock:
-            owed = [ov for ov in core.inflight if ov.pending]
-            core.inflight.clear()
-        for ov in owed:
+        pop = core.inflight.pop
+        while True:
+            try:
+                ov = pop()
+            except KeyError:
+                return
+            if not ov.pending:
+                continue
             try:
                 core.host._complete(core.top.handle, ov, WSAErrorCode.WSA_OPERATION_ABORTED, 0)
             except WSAError:
@@ -558,21 +601,18 @@ class Socket:
         ov._start(op, routine)
         ov._finisher = self._finished
         ov._owner = self
-        with core.lock:
-            core.inflight.add(ov)
+        core.inflight.add(ov)
         return top
 
     def _not_started(self, ov: Overlapped, exc: Exception, op: str, **args: Any) -> NoReturn:
-        with self._core.lock:
-            self._core.inflight.discard(ov)
+        self._core.inflight.discard(ov)
         ov.pending = False
         ov._finisher = None
         self._reraise(exc, op, **args)
 
     def _finished(self, ov: Overlapped) -> None:
         core = self._core
-        with core.lock:
-            core.inflight.discard(ov)
+        core.inflight.discard(ov)
         if ov.op == "accept" and not ov.error:
             try:
                 # adopt() closes the new context itself when it refuses its handle.
@@ -692,7 +732,7 @@ class Socket:
         if top.level.ifs:
             return False
         core = self._core
-        with core.lock:
+        with core.host._table._lock:
             if core.redirected:
                 return True
             core.redirected = True
