@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import queue
 import threading
@@ -116,7 +117,33 @@ def _port_slice(
     return _handoff(producers, _consumer(port.get, total))
 
 
-def _port_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
+def _slices(
+    mode: Mode, other: Callable[[Sequence[Sequence[Overlapped]]], float], b_first: bool
+) -> tuple[float, float]:
+    """A round's measured slices: per slice fresh started operations, handed
+    over the bare SimpleQueue and through ``other``, in alternating order
+    (``other`` first in the first slice with ``b_first``); completions per
+    second (thousands) of each."""
+    tq = tp = 0.0
+    done = 0
+    flip = b_first
+    while done < mode.port_count:
+        n = min(mode.port_slice, mode.port_count - done)
+        items = _started(_PRODUCERS, n)
+        gc.collect()
+        if flip:
+            tp += other(items)
+            tq += _queue_slice(items)
+        else:
+            tq += _queue_slice(items)
+            tp += other(items)
+        flip = not flip
+        done += n
+    total = mode.port_count * _PRODUCERS
+    return total / tq / 1e3, total / tp / 1e3
+
+
+def _port_round(host: Host, entry: Any, mode: Mode, b_first: bool) -> tuple[float, float]:
     """One round of the completion-port row: completions per second (thousands),
     SimpleQueue and port."""
     complete = host.upcalls.complete_overlapped_request
@@ -129,27 +156,11 @@ def _port_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
         warm = _started(len(handles), 200)
         _queue_slice(warm)
         _port_slice(port, complete, handles, warm)
-        tq = tp = 0.0
-        done = 0
-        flip = False
-        while done < mode.port_count:
-            n = min(mode.port_slice, mode.port_count - done)
-            items = _started(len(handles), n)
-            gc.collect()
-            if flip:
-                tp += _port_slice(port, complete, handles, items)
-                tq += _queue_slice(items)
-            else:
-                tq += _queue_slice(items)
-                tp += _port_slice(port, complete, handles, items)
-            flip = not flip
-            done += n
+        return _slices(mode, functools.partial(_port_slice, port, complete, handles), b_first)
     finally:
         port.close()
         for a, b in pairs:
             _close(a, b)
-    total = mode.port_count * _PRODUCERS
-    return total / tq / 1e3, total / tp / 1e3
 
 
 def completion_port(ctx: Context, row: Row) -> Row:
@@ -159,8 +170,8 @@ def completion_port(ctx: Context, row: Row) -> Row:
     chain_v: list[float] = []
     with _host(["memory"]) as host:
         entry = _stream_entry(host, "memory")
-        for _ in range(ctx.mode.rounds):
-            raw, chain = _port_round(host, entry, ctx.mode)
+        for i in range(ctx.mode.rounds):
+            raw, chain = _port_round(host, entry, ctx.mode, i % 2 == 1)
             raw_v.append(raw)
             chain_v.append(chain)
     row.extra["producers"] = _PRODUCERS
@@ -200,28 +211,13 @@ def port_floor(ctx: Context, row: Row) -> Row:
     mode = ctx.mode
     raw_v: list[float] = []
     floor_v: list[float] = []
-    total = mode.port_count * _PRODUCERS
-    for _ in range(mode.rounds):
+    for i in range(mode.rounds):
         warm = _started(_PRODUCERS, 200)
         _queue_slice(warm)
         _plain_slice(warm)
-        tq = tp = 0.0
-        done = 0
-        flip = False
-        while done < mode.port_count:
-            n = min(mode.port_slice, mode.port_count - done)
-            items = _started(_PRODUCERS, n)
-            gc.collect()
-            if flip:
-                tp += _plain_slice(items)
-                tq += _queue_slice(items)
-            else:
-                tq += _queue_slice(items)
-                tp += _plain_slice(items)
-            flip = not flip
-            done += n
-        raw_v.append(total / tq / 1e3)
-        floor_v.append(total / tp / 1e3)
+        raw, floor = _slices(mode, _plain_slice, i % 2 == 1)
+        raw_v.append(raw)
+        floor_v.append(floor)
     row.extra["producers"] = _PRODUCERS
     return row.finish(raw_v, floor_v)
 
@@ -234,7 +230,7 @@ def _e2e_slice(port: CompletionPort, pairs: Sequence[tuple[Socket, Socket]], n: 
     return _handoff(producers, _consumer(port.get, n * len(pairs)))
 
 
-def _e2e_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
+def _e2e_round(host: Host, entry: Any, mode: Mode, b_first: bool) -> tuple[float, float]:
     pairs = [_chain_pair(host, entry, WSA_FLAG_OVERLAPPED) for _ in range(_PRODUCERS)]
     port = CompletionPort()
     try:
@@ -242,27 +238,11 @@ def _e2e_round(host: Host, entry: Any, mode: Mode) -> tuple[float, float]:
             port.associate(a, key=key)
         _e2e_slice(port, pairs, 200)
         _queue_slice(_started(len(pairs), 200))
-        tq = tp = 0.0
-        done = 0
-        flip = False
-        while done < mode.port_count:
-            n = min(mode.port_slice, mode.port_count - done)
-            items = _started(len(pairs), n)
-            gc.collect()
-            if flip:
-                tp += _e2e_slice(port, pairs, n)
-                tq += _queue_slice(items)
-            else:
-                tq += _queue_slice(items)
-                tp += _e2e_slice(port, pairs, n)
-            flip = not flip
-            done += n
+        return _slices(mode, lambda items: _e2e_slice(port, pairs, len(items[0])), b_first)
     finally:
         port.close()
         for a, b in pairs:
             _close(a, b)
-    total = mode.port_count * _PRODUCERS
-    return total / tq / 1e3, total / tp / 1e3
 
 
 def completion_port_end_to_end(ctx: Context, row: Row) -> Row:
@@ -272,8 +252,8 @@ def completion_port_end_to_end(ctx: Context, row: Row) -> Row:
     chain_v: list[float] = []
     with _host(["memory"]) as host:
         entry = _stream_entry(host, "memory")
-        for _ in range(ctx.mode.rounds):
-            raw, chain = _e2e_round(host, entry, ctx.mode)
+        for i in range(ctx.mode.rounds):
+            raw, chain = _e2e_round(host, entry, ctx.mode, i % 2 == 1)
             raw_v.append(raw)
             chain_v.append(chain)
     row.extra["producers"] = _PRODUCERS
