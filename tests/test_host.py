@@ -174,6 +174,35 @@ def test_a_declining_provider_makes_the_search_resume(xhost: wspframe.Host) -> N
         xhost.socket(protocol_info=decliner)
 
 
+def test_socket_arguments_are_checked_however_often_they_came_before(
+    host: wspframe.Host,
+) -> None:
+    """socket() remembers where a triplet leads, never that a value was fine:
+    ``True`` is not ``1``, nor ``2.0`` ``2``, and enums become ints."""
+    for _ in range(2):
+        with host.socket(AF_INET, SOCK_STREAM) as s:
+            assert (s.family, s.type) == (2, 1) and type(s.family) is int
+        with host.socket(2, 1, 0) as s:
+            assert s.proto == socket.IPPROTO_TCP
+        for bad in ((AF_INET, True), (2.0, 1), ([2], 1), (AF_INET, SOCK_STREAM, None, None, 1)):
+            with wsa(C.WSAEINVAL):
+                host.socket(*bad)  # type: ignore[arg-type]
+        with wsa(C.WSAEINVAL):
+            host.socket(AF_INET, SOCK_STREAM, FROM_PROTOCOL_INFO)
+
+
+def test_a_catalog_change_reroutes_socket(host: wspframe.Host) -> None:
+    with host.socket(AF_INET, SOCK_STREAM) as s:
+        other = "memory" if s.chain == ("tcpip",) else "tcpip"
+    host.set_order([other])
+    with host.socket(AF_INET, SOCK_STREAM) as s:
+        assert s.chain == (other,)
+    host.install_chain(f"passthrough,{other}")
+    host.set_order([f"passthrough,{other}"])
+    with host.socket(AF_INET, SOCK_STREAM) as s:
+        assert s.chain == ("passthrough", other)
+
+
 def test_group_is_reserved(host: wspframe.Host) -> None:
     with wsa(C.WSAEINVAL):
         host.socket(AF_INET, SOCK_STREAM, group=1)
@@ -436,6 +465,51 @@ def test_the_fast_form_binds_socket_class_methods(xhost: wspframe.Host) -> None:
         for s in (cli, conn, srv):
             s.close()
     assert xhost.open_handles() == []
+
+
+class _LoudSocket(P.UpperSocket):
+    __slots__ = ()
+
+    def recv(self, bufsize: int, flags: int) -> bytes:
+        return b"!" + super().recv(bufsize, flags)
+
+
+class _SwappingLayer(P.FastUpperLayer):
+    """Returns contexts of a subclass of its socket class."""
+
+    name = "swapping"
+
+    def socket(self, next: Any, *args: Any) -> Any:
+        s = super().socket(next, *args)
+        s.__class__ = _LoudSocket
+        return s
+
+
+def test_a_context_of_another_class_binds_its_own_operations() -> None:
+    with wspframe.Host(config=False, providers=[_SwappingLayer]) as host:
+        (entry, *_) = host.install_chain("swapping,memory")
+        srv, cli, conn = _memory_trio(host, entry)
+        try:
+            conn.sendall(b"hi")
+            assert cli.recv(2) == b"!HI"
+        finally:
+            for s in (cli, conn, srv):
+                s.close()
+
+
+def test_an_operation_replaced_on_the_instance_is_what_sockets_call(
+    host: wspframe.Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tcpip = host.provider("tcpip")
+    entry = host.entries_for("tcpip")[0]
+    with host.socket(protocol_info=entry) as s:
+        assert s._recv is socket.socket.recv
+    monkeypatch.setattr(tcpip, "recv", lambda ctx, bufsize, flags: b"patched")
+    with host.socket(protocol_info=entry) as s:
+        assert s.recv(7) == b"patched"
+    monkeypatch.undo()
+    with host.socket(protocol_info=entry) as s:
+        assert s._recv is socket.socket.recv
 
 
 def test_an_operation_defined_twice_is_wsaeinvalidproctable(xhost: wspframe.Host) -> None:

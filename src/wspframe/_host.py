@@ -105,6 +105,12 @@ def _chain_shape(level: NextLayer | None) -> tuple[ServiceProvider, ...]:
     return tuple(out)
 
 
+#: What Host._route works out for one af/type/protocol.
+_Route = tuple[int, int, int, tuple[ProtocolInfo, ...], tuple[WSAErrorCode, str]]
+#: Routes a host keeps (they are few in practice; this bounds a wild caller).
+_MAX_ROUTES = 256
+
+
 def _check_triplet(name: str, value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise_wsa(WSAErrorCode.WSAEINVAL, f"{name} must be an int, got {value!r}")
@@ -171,6 +177,9 @@ class Host:
         self._started: dict[int, ServiceProvider] = {}
         self._failed: dict[int, WSAError] = {}
         self._levels: dict[int, list[NextLayer]] = {}
+        #: socket()'s af/type/protocol as given (with their classes) -> the
+        #: triplet as ints, the entries to try and the error after (see _route).
+        self._routes: dict[tuple[Any, ...], _Route] = {}
         self._sockets: set[Socket] = set()
         self._shared: dict[int, SocketCore] = {}
         self._next_token = 1
@@ -362,6 +371,7 @@ class Host:
 
     def _catalog_changed(self, action: str, entries: list[ProtocolInfo]) -> None:
         self._levels.clear()
+        self._routes.clear()
         self._hook.wsp_catalog_changed(action=action, entries=entries)
 
     # -- enumeration -------------------------------------------------------------
@@ -515,30 +525,20 @@ class Host:
             self._check_started()
         if protocol_info is not None:
             return self._socket_from_info(af, type, protocol, protocol_info, group, flags)
-        # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0).  A plain int
-        # is taken as it is; anything else is checked (an int subclass, such
-        # as an enum, becomes an int).
-        if af is None:
-            af = 2
-        elif af.__class__ is not int:
-            af = _check_triplet("af", af)
-        if type is None:
-            type = 1
-        elif type.__class__ is not int:
-            type = _check_triplet("type", type)
-        if protocol is None:
-            protocol = 0
-        elif protocol.__class__ is not int:
-            protocol = _check_triplet("protocol", protocol)
+        key = (af, type, protocol, af.__class__, type.__class__, protocol.__class__)
+        try:
+            route = self._routes.get(key)
+        except TypeError:  # unhashable, so not an int: _route names it
+            route = None
+        if route is None:
+            route = self._route(af, type, protocol)
         if group != 0:
             raise_wsa(WSAErrorCode.WSAEINVAL, f"group is reserved and must be 0, got {group!r}")
         if self.max_sockets is not None and len(self._sockets) >= self.max_sockets:
             raise_wsa(
                 WSAErrorCode.WSAEMFILE, f"the host's limit of {self.max_sockets} sockets is reached"
             )
-        if af == FROM_PROTOCOL_INFO or type == FROM_PROTOCOL_INFO or protocol == FROM_PROTOCOL_INFO:
-            raise_wsa(WSAErrorCode.WSAEINVAL, "FROM_PROTOCOL_INFO (-1) needs a protocol_info")
-        matches, mismatch = self.catalog.selection(af, type, protocol)
+        af, type, protocol, matches, mismatch = route
         for entry in matches:
             try:
                 return self._create(entry, af, type, protocol, flags)
@@ -547,6 +547,32 @@ class Host:
                     continue  # A3: the provider declined; resume after it
                 raise
         raise_wsa(*mismatch)
+
+    def _route(self, af: int | None, type: int | None, protocol: int | None) -> _Route:
+        """What socket() does with ``af``/``type``/``protocol`` (no protocol
+        info): the triplet checked and made ints, the catalog entries to try in
+        order and the error once they are exhausted.  Kept, by the values and
+        their classes (``True`` is not ``1`` here), until the catalog changes."""
+        key = (af, type, protocol, af.__class__, type.__class__, protocol.__class__)
+        # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0).
+        af = _check_triplet("af", 2 if af is None else af)
+        type = _check_triplet("type", 1 if type is None else type)
+        protocol = _check_triplet("protocol", 0 if protocol is None else protocol)
+        if FROM_PROTOCOL_INFO in (af, type, protocol):
+            route: _Route = (
+                af,
+                type,
+                protocol,
+                (),
+                (WSAErrorCode.WSAEINVAL, "FROM_PROTOCOL_INFO (-1) needs a protocol_info"),
+            )
+        else:
+            route = (af, type, protocol, *self.catalog.selection(af, type, protocol))
+        routes = self._routes
+        if len(routes) >= _MAX_ROUTES:
+            routes.clear()
+        routes[key] = route
+        return route
 
     def _socket_from_info(
         self,
