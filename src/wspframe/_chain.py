@@ -150,6 +150,7 @@ class NextLayer:
         "catalog_entry_id",
         "chain_info",
         "context_class",
+        "hot_class",
         "hot_funcs",
         "hot_impl",
         "hot_mode",
@@ -218,15 +219,20 @@ class NextLayer:
         self.hot_impl = tuple(
             _impl(provider, op) if mine else None for op, mine in zip(_HOT, own, strict=True)
         )
-        #: How a Dispatch at this level binds the hot operations: from the
-        #: level below (it runs none of them), as methods of the context (it
-        #: runs all of them through context functions), or op by op.
-        self.hot_funcs: tuple[Callable[..., Any], ...] = ()
-        if self.own_hot is not None and not any(own):
+        #: How a Dispatch at this level binds the hot operations: all from
+        #: the level below (it runs none of them); each it runs as a method
+        #: of the context (``hot_funcs``: the function, or None for the level
+        #: below's), the context being of class ``hot_class`` (``object``: any);
+        #: or op by op.
+        self.hot_funcs: tuple[Callable[..., Any] | None, ...] = ()
+        self.hot_class: type = object
+        classes = {i[1] for i in self.hot_impl if i is not None}
+        if not any(own):
             self.hot_mode = _HOT_FROM_LOWER
-        elif all(i is not None and i[2] and i[1] is object for i in self.hot_impl):
+        elif len(classes) == 1 and all(i is None or i[2] for i in self.hot_impl):
             self.hot_mode = _HOT_METHODS
-            self.hot_funcs = tuple(i[0] for i in self.hot_impl if i is not None)
+            self.hot_funcs = tuple(None if i is None else i[0] for i in self.hot_impl)
+            self.hot_class = classes.pop()
         else:
             self.hot_mode = _HOT_EACH
         #: What a context this level returns must be (the handle rule's check).
@@ -394,25 +400,32 @@ class Dispatch:
         # socket, from the provider instance (as a lazy bind would).
         mode = level.hot_mode
         if mode == _HOT_FROM_LOWER:
-            below = context.lower
-            self.send = below.send
-            self.recv = below.recv
-            self.recv_into = below.recv_into
-            self.sendto = below.sendto
-            self.recvfrom = below.recvfrom
-            self.recvfrom_into = below.recvfrom_into
+            down = context.lower
+            self.send = down.send
+            self.recv = down.recv
+            self.recv_into = down.recv_into
+            self.sendto = down.sendto
+            self.recvfrom = down.recvfrom
+            self.recvfrom_into = down.recvfrom_into
             return
         provider = level.provider
         replaced = not _HOT_NAMES.isdisjoint(getattr(provider, "__dict__", ()))
-        if mode == _HOT_METHODS and not replaced:
+        if (
+            mode == _HOT_METHODS
+            and not replaced
+            and (level.hot_class is object or type(context) is level.hot_class)
+        ):
             method = types.MethodType
+            below: Any = None if level.own_hot is None else context.lower
             send, recv, recv_into, sendto, recvfrom, recvfrom_into = level.hot_funcs
-            self.send = method(send, context)
-            self.recv = method(recv, context)
-            self.recv_into = method(recv_into, context)
-            self.sendto = method(sendto, context)
-            self.recvfrom = method(recvfrom, context)
-            self.recvfrom_into = method(recvfrom_into, context)
+            self.send = below.send if send is None else method(send, context)
+            self.recv = below.recv if recv is None else method(recv, context)
+            self.recv_into = below.recv_into if recv_into is None else method(recv_into, context)
+            self.sendto = below.sendto if sendto is None else method(sendto, context)
+            self.recvfrom = below.recvfrom if recvfrom is None else method(recvfrom, context)
+            self.recvfrom_into = (
+                below.recvfrom_into if recvfrom_into is None else method(recvfrom_into, context)
+            )
             return
         impl = level.hot_impl
         if replaced:

@@ -125,7 +125,8 @@ class HandleTable:
             raise_wsa(
                 WSAErrorCode.WSAENOTSOCK, f"OS handle must be a descriptor, got {os_handle!r}"
             )
-        record = self._records.get(os_handle)
+        records = self._records
+        record = records.get(os_handle)
         if record is None or not record.ifs:
             # A layer stacking on a registered IFS handle needs no new check.
             try:
@@ -135,25 +136,25 @@ class HandleTable:
             if not stat.S_ISSOCK(mode):
                 raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
         closer = self.closer
-        if closer and closer != get_ident():
-            with self._lock:
-                self._add_owner(os_handle, catalog_entry_id)
-        else:
-            self._add_owner(os_handle, catalog_entry_id)
+        locked = closer and closer != get_ident()
+        if locked:
+            self._lock.acquire()
+            record = records.get(os_handle)  # as the close in progress left it
+        try:
+            if record is None:
+                records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
+            elif record.ifs:
+                record.owners.append(catalog_entry_id)
+            else:
+                raise_wsa(
+                    WSAErrorCode.WSAEINVAL,
+                    f"handle {os_handle} was minted by create_socket_handle; "
+                    "only a provider's own OS handle can be an IFS handle",
+                )
+        finally:
+            if locked:
+                self._lock.release()
         return os_handle
-
-    def _add_owner(self, os_handle: int, catalog_entry_id: int) -> None:
-        record = self._records.get(os_handle)
-        if record is None:
-            self._records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
-        elif record.ifs:
-            record.owners.append(catalog_entry_id)
-        else:
-            raise_wsa(
-                WSAErrorCode.WSAEINVAL,
-                f"handle {os_handle} was minted by create_socket_handle; "
-                "only a provider's own OS handle can be an IFS handle",
-            )
 
     def query(self, handle: int) -> Any:
         record = self._records.get(handle)
@@ -168,26 +169,24 @@ class HandleTable:
 
     def close(self, handle: int) -> None:
         closer = self.closer
-        if closer and closer != get_ident():
-            with self._lock:
-                record = self._release(handle)
-        else:
-            record = self._release(handle)
-        if record is not None:
-            _close_minted(record)
-
-    def _release(self, handle: int) -> HandleRecord | None:
-        """Drop the top owner of ``handle``; the record if it is a minted one to close."""
-        record = self._records.get(handle)
-        if record is None:
-            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
-        if record.ifs:
-            record.owners.pop()
-            if not record.owners:
-                del self._records[handle]
-            return None
-        del self._records[handle]
-        return record
+        locked = closer and closer != get_ident()
+        if locked:
+            self._lock.acquire()
+        try:
+            record = self._records.get(handle)
+            if record is None:
+                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
+            if record.ifs:
+                owners = record.owners
+                owners.pop()
+                if not owners:
+                    del self._records[handle]
+                return
+            del self._records[handle]
+        finally:
+            if locked:
+                self._lock.release()
+        _close_minted(record)
 
     def discard(self, handle: int) -> HandleRecord | None:
         """Drop a handle whatever its owners (host cleanup); close it if minted."""

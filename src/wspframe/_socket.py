@@ -220,25 +220,26 @@ def _planned(plan: _Plan, ctx: Any) -> tuple[Any, ...] | None:
     top context is ``ctx``, from the plan; None if the plan does not apply
     (an operation replaced on a provider instance, a context of another class)."""
     calls, depths, uniform, providers, checks, _ = plan
+    c0, c1, c2, c3, c4, c5 = calls
+    if uniform >= 0 and not checks:  # one level runs them all: one provider
+        if not _HOT_NAMES.isdisjoint(providers[0].__dict__):
+            return None
+        while uniform:
+            ctx = ctx.lower.context
+            uniform -= 1
+        return (c0, ctx, c1, ctx, c2, ctx, c3, ctx, c4, ctx, c5, ctx)
     for provider in providers:
         if not _HOT_NAMES.isdisjoint(provider.__dict__):
             return None
-    if uniform >= 0 and not checks:
-        for _ in range(uniform):
-            ctx = ctx.lower.context
-        c0, c1, c2, c3, c4, c5 = calls
-        return (c0, ctx, c1, ctx, c2, ctx, c3, ctx, c4, ctx, c5, ctx)
-    contexts = [ctx]
+    x = [ctx]
     for _ in range(max(depths)):
         ctx = ctx.lower.context
-        contexts.append(ctx)
+        x.append(ctx)
     for depth, cls in checks:
-        if type(contexts[depth]) is not cls:
+        if type(x[depth]) is not cls:
             return None
-    flat: list[Any] = []
-    for call, depth in zip(calls, depths, strict=True):
-        flat += (call, contexts[depth])
-    return tuple(flat)
+    d0, d1, d2, d3, d4, d5 = depths
+    return (c0, x[d0], c1, x[d1], c2, x[d2], c3, x[d3], c4, x[d4], c5, x[d5])
 
 
 def _call_other(fn: Any, *args: Any) -> Any:
@@ -518,11 +519,13 @@ class Socket:
                     error = self._close_chain()
             top_handle = core.top.handle
             ports = host._ports
-            ports.pop(top_handle, None)
+            if ports:
+                ports.pop(top_handle, None)
             if handle != top_handle:
                 host._release_descriptor(core, handle)
             host._forget(self, True)
-            ports.pop(handle, None)
+            if ports:
+                ports.pop(handle, None)
         finally:
             if error is not None:
                 raise error
@@ -545,16 +548,17 @@ class Socket:
             try:
                 if core.inflight:
                     self._abort_inflight()
-                # Whatever the providers did, no handle of this socket survives.
+                # Whatever the providers did, no handle this socket's levels
+                # were admitted with survives.
                 records = table._records
-                ctx = top.context
+                level = top
                 while True:
-                    h = getattr(ctx, "handle", None)
-                    if isinstance(h, int) and h >= 0 and h in records:
-                        table.discard(h)
+                    if level.handle in records:
+                        table.discard(level.handle)
+                    ctx = level.context
                     if not isinstance(ctx, LayerSocket):
                         break
-                    ctx = ctx.lower.context
+                    level = ctx.lower
             finally:
                 table.closer = outer
         return error
