@@ -512,6 +512,45 @@ def test_an_operation_replaced_on_the_instance_is_what_sockets_call(
         assert s._recv is socket.socket.recv
 
 
+class _GreetingLayer(wspframe.LayeredProvider):
+    """Runs no data operation itself, but sends through ``s.lower`` on connect."""
+
+    name = "greeting"
+
+    def connect(self, s: wspframe.LayerSocket, address: Any) -> None:
+        s.lower.connect(address)
+        s.lower.send(b"hello", 0)
+
+
+def test_levels_bind_the_data_path_at_once_only_where_a_layer_runs_it() -> None:
+    from wspframe._chain import Dispatch, LazyDispatch
+
+    with wspframe.Host(config=False, providers=[*P.ALL, _GreetingLayer]) as host:
+        for spec, kinds in (
+            ("sendonly,passthrough,tcpip", [LazyDispatch, Dispatch, Dispatch]),
+            ("passthrough,sendonly,tcpip", [LazyDispatch, LazyDispatch, Dispatch]),
+            ("passthrough,passthrough[tag=2],tcpip", [LazyDispatch] * 3),
+        ):
+            (entry, *_) = host.install_chain(spec)
+            with host.socket(protocol_info=entry) as s:
+                level = s._core.top
+                found = []
+                while True:
+                    found.append(type(level))
+                    if not isinstance(level.context, wspframe.LayerSocket):
+                        break
+                    level = level.context.lower
+                assert found == kinds, spec
+        # A level bound on first use still runs what the layer above asks of it.
+        (entry, *_) = host.install_chain("greeting,passthrough,memory")
+        srv, cli, conn = _memory_trio(host, entry)
+        try:
+            assert conn.recv(5) == b"hello"
+        finally:
+            for s in (cli, conn, srv):
+                s.close()
+
+
 def test_an_operation_defined_twice_is_wsaeinvalidproctable(xhost: wspframe.Host) -> None:
     (entry, *_) = xhost.install_chain("twice,tcpip")
     with wsa(C.WSAEINVALIDPROCTABLE) as info:

@@ -11,16 +11,22 @@ that implements the operation (a layer that does not override ``send`` is
 skipped for ``send``).
 
 Per socket, a :class:`Dispatch` holds one level's context and binds each
-operation on first use to ``functools.partial(implementation, provider,
-context_at_that_level)``: afterwards a call through a chain is one C-level
-partial call per *overriding* level, with no dictionary lookups by handle and
-no pluggy.  ``accept`` and ``close_socket`` visit every level, since each
-level keeps state per socket.
+operation to the implementation and the context at the level running it (a
+method of the context, or ``functools.partial(implementation, provider,
+context)``): a call through a chain is one call per *overriding* level, with
+no dictionary lookups by handle and no pluggy.  The data path's operations
+are bound when the Dispatch is made, except where nothing calls them there
+(:class:`LazyDispatch`: the top, which the Socket API bypasses, and levels
+under layers that run none of them); the others on first use.  Everything a
+level can work out without a socket it works out once, at compile time.
+``accept`` and ``close_socket`` visit every level, since each level keeps
+state per socket.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -40,7 +46,7 @@ from ._spi import (
 if TYPE_CHECKING:
     from ._handles import HandleTable
 
-__all__ = ["Dispatch", "NextLayer", "TopDispatch", "compile_levels", "overridden_operations"]
+__all__ = ["Dispatch", "LazyDispatch", "NextLayer", "compile_levels", "overridden_operations"]
 
 _SKIPPABLE: Final = (*DATA_OPERATIONS, *OVERLAPPED_OPERATIONS)
 #: Operations bound when a Dispatch is made (the data path); the others are
@@ -157,6 +163,7 @@ class NextLayer:
         "ifs",
         "index",
         "is_base",
+        "lazy",
         "overrides",
         "own_hot",
         "plan",
@@ -235,6 +242,10 @@ class NextLayer:
             self.hot_class = classes.pop()
         else:
             self.hot_mode = _HOT_EACH
+        #: Whether the Dispatches of this level bind their hot operations on
+        #: first use (set by compile_levels: the top, and a level no layer
+        #: above calls on the data path).
+        self.lazy = index == 0
         #: What a context this level returns must be (the handle rule's check).
         self.context_class: type = object if self.is_base else LayerSocket
         self.records = table._records
@@ -300,9 +311,9 @@ class NextLayer:
             or not isinstance(ctx, self.context_class)
         ):
             self.table.check_owner(ctx, self)
-        if self.index:
-            return Dispatch(self, ctx)
-        return TopDispatch(self, ctx)
+        if self.lazy:
+            return LazyDispatch(self, ctx)
+        return Dispatch(self, ctx)
 
     # -- provider operations -----------------------------------------------
     def select(
@@ -499,7 +510,7 @@ for _name in _COLD:
 
 
 class _HotOnFirstUse:
-    """A hot operation of a :class:`TopDispatch`: the slot of
+    """A hot operation of a :class:`LazyDispatch`: the slot of
     :class:`Dispatch`, filled (all six at once) the first time one is read."""
 
     __slots__ = ("slot",)
@@ -522,14 +533,15 @@ class _HotOnFirstUse:
         self.slot.__set__(obj, value)
 
 
-class TopDispatch(Dispatch):
-    """The :class:`Dispatch` of a chain's top level (what the Socket API holds).
+class LazyDispatch(Dispatch):
+    """A :class:`Dispatch` whose hot operations are bound on first use.
 
-    Its hot operations are bound on first use: the Socket API calls the chain
-    through bindings of its own (see ``_socket._hot_bindings``) and no layer
-    holds the top as ``lower``, so most sockets never read them.  The levels
-    below bind theirs at once, since a layer calls ``s.lower.send`` on the
-    data path.
+    Made for a chain's top level, which the Socket API calls through bindings
+    of its own (see ``_socket._hot_bindings``), and for a level whose layers
+    above run no hot operation themselves (pass-throughs such as
+    ``passthrough``): most sockets never read them there.  A level below a
+    layer that does binds them at once, since the layer calls
+    ``s.lower.send`` on its data path.
     """
 
     __slots__ = ()
@@ -542,7 +554,7 @@ class TopDispatch(Dispatch):
 
 
 for _name in _HOT:
-    setattr(TopDispatch, _name, _HotOnFirstUse(Dispatch.__dict__[_name]))
+    setattr(LazyDispatch, _name, _HotOnFirstUse(Dispatch.__dict__[_name]))
 
 
 def compile_levels(
@@ -584,4 +596,10 @@ def compile_levels(
         levels.append(level)
         below = level
     levels.reverse()
+    # A level's Dispatch is read on the data path when the level above runs a
+    # hot operation itself, or is read there and takes some from below.
+    for above, level in itertools.pairwise(levels):
+        runs_some = above.own_hot is None or any(above.own_hot)
+        takes_some = above.own_hot is not None
+        level.lazy = not (runs_some or (not above.lazy and takes_some))
     return levels
