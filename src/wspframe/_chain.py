@@ -156,6 +156,7 @@ class NextLayer:
         "catalog_entry_id",
         "chain_info",
         "context_class",
+        "dispatch_class",
         "hot_class",
         "hot_funcs",
         "hot_impl",
@@ -246,6 +247,8 @@ class NextLayer:
         #: first use (set by compile_levels: the top, and a level no layer
         #: above calls on the data path).
         self.lazy = index == 0
+        #: The class of this level's Dispatches (LazyDispatch where lazy).
+        self.dispatch_class: type[Dispatch] = LazyDispatch if self.lazy else Dispatch
         #: What a context this level returns must be (the handle rule's check).
         self.context_class: type = object if self.is_base else LayerSocket
         self.records = table._records
@@ -302,7 +305,10 @@ class NextLayer:
         """Check a new context's handle (the SPI's handle rule) and bind it."""
         # The common case, a context that passes every check, is settled
         # here; anything else goes to check_owner, which names the problem.
-        handle = getattr(ctx, "handle", None)
+        try:
+            handle = ctx.handle
+        except AttributeError:
+            handle = None
         record = self.records.get(handle) if handle.__class__ is int else None
         if (
             record is None
@@ -311,9 +317,7 @@ class NextLayer:
             or not isinstance(ctx, self.context_class)
         ):
             self.table.check_owner(ctx, self)
-        if self.lazy:
-            return LazyDispatch(self, ctx)
-        return Dispatch(self, ctx)
+        return self.dispatch_class(self, ctx)
 
     # -- provider operations -----------------------------------------------
     def select(
@@ -602,4 +606,5 @@ def compile_levels(
         runs_some = above.own_hot is None or any(above.own_hot)
         takes_some = above.own_hot is not None
         level.lazy = not (runs_some or (not above.lazy and takes_some))
+        level.dispatch_class = LazyDispatch if level.lazy else Dispatch
     return levels

@@ -136,24 +136,19 @@ class HandleTable:
             if not stat.S_ISSOCK(mode):
                 raise_wsa(WSAErrorCode.WSAENOTSOCK, f"OS handle {os_handle} is not a socket")
         closer = self.closer
-        locked = closer and closer != get_ident()
-        if locked:
-            self._lock.acquire()
-            record = records.get(os_handle)  # as the close in progress left it
-        try:
-            if record is None:
-                records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
-            elif record.ifs:
-                record.owners.append(catalog_entry_id)
-            else:
-                raise_wsa(
-                    WSAErrorCode.WSAEINVAL,
-                    f"handle {os_handle} was minted by create_socket_handle; "
-                    "only a provider's own OS handle can be an IFS handle",
-                )
-        finally:
-            if locked:
-                self._lock.release()
+        if closer and closer != get_ident():
+            with self._lock:  # once the close is over (and ``closer`` clear), again
+                return self.modify_ifs(catalog_entry_id, os_handle)
+        if record is None:
+            records[os_handle] = HandleRecord(os_handle, True, [catalog_entry_id])
+        elif record.ifs:
+            record.owners.append(catalog_entry_id)
+        else:
+            raise_wsa(
+                WSAErrorCode.WSAEINVAL,
+                f"handle {os_handle} was minted by create_socket_handle; "
+                "only a provider's own OS handle can be an IFS handle",
+            )
         return os_handle
 
     def query(self, handle: int) -> Any:
@@ -169,23 +164,20 @@ class HandleTable:
 
     def close(self, handle: int) -> None:
         closer = self.closer
-        locked = closer and closer != get_ident()
-        if locked:
-            self._lock.acquire()
-        try:
-            record = self._records.get(handle)
-            if record is None:
-                raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
-            if record.ifs:
-                owners = record.owners
-                owners.pop()
-                if not owners:
-                    del self._records[handle]
+        if closer and closer != get_ident():
+            with self._lock:  # once the close is over (and ``closer`` clear), again
+                self.close(handle)
                 return
-            del self._records[handle]
-        finally:
-            if locked:
-                self._lock.release()
+        record = self._records.get(handle)
+        if record is None:
+            raise_wsa(WSAErrorCode.WSAENOTSOCK, f"handle {handle!r} is not a socket handle")
+        if record.ifs:
+            owners = record.owners
+            owners.pop()
+            if not owners:
+                del self._records[handle]
+            return
+        del self._records[handle]
         _close_minted(record)
 
     def discard(self, handle: int) -> HandleRecord | None:
