@@ -33,7 +33,7 @@ a full queue, is dropped, as UDP does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._constants import AF_INET
 from ._errors import WSAErrorCode, raise_wsa
@@ -59,7 +59,11 @@ from ._memsock import (
 )
 from ._spi import format_address
 
-__all__ = ["MemoryData", "route"]
+if TYPE_CHECKING:
+    from ._memnet import MemoryNetwork
+    from ._memwait import Parker
+
+__all__ = ["MemoryData", "deposit", "route"]
 
 _E = WSAErrorCode
 
@@ -101,38 +105,10 @@ class MemoryData(MemoryProviderBase):
                 # Sends queued on s leave the peer no room (see MemorySocket.sq),
                 # so this cannot overtake them.
                 n = len(data)
-                rq = peer.rq
-                op = rq[0] if rq else None
-                if op is not None and not op.flags and 0 < n <= op.size:
-                    # A plain recv waits at the peer (so nothing is queued
-                    # there): hand it the data, as _serve_stream() and
-                    # _finish() would.
-                    rq.popleft()
-                    op.result = data
-                    op.count = n
-                    ov = op.ov
-                    if ov is None:  # a blocked call: its thread wakes once the lock is free
-                        op.done = True
-                        waker = op.waker
-                        if waker is not None:
-                            op.waker = None
-                            net._parked -= 1
-                    else:  # overlapped: its completion is delivered after the lock
-                        op.error = 0
-                        ov.data = data
-                        if op.kind == RECVFROM:
-                            ov.address = op.address
-                        net._done.append(op)
-                        peer.undelivered += 1
-                        if rq:  # the receives behind it, as _serve_stream() goes on
-                            net._serve_stream(peer)
-                elif n:
-                    peer.chunks.append(data)
-                    peer.rlen += n
-                    if rq:  # receives wait at the peer: they take it now, in order
-                        net._serve_stream(peer)
-                if n and net._waiting:
-                    net._cond.notify_all()
+                if n:
+                    waker = deposit(net, peer, data)
+                    if net._waiting:
+                        net._cond.notify_all()
         finally:
             # net._release(), inlined: release, then wake the receivers
             wakes = net._wakes
@@ -339,6 +315,47 @@ class MemoryData(MemoryProviderBase):
         n = len(data)
         view[:n] = data
         return n, address
+
+
+def deposit(net: MemoryNetwork, peer: MemorySocket, data: bytes) -> Parker | None:
+    """Queue ``data`` (not empty) at ``peer``, which has room for all of it and
+    takes data (lock held): the fast paths of ``send`` and ``send_overlapped``.
+
+    When a plain recv with room for all of it waits first in the peer's queue
+    (then nothing is queued there), the data is handed to it directly, as
+    ``_serve_stream`` and ``_finish`` would: an overlapped one's completion is
+    queued for delivery, a blocked call's parker is returned, to be unparked
+    once the lock is released.  Otherwise the data is queued and the waiting
+    receives are served in order.
+    """
+    rq = peer.rq
+    op = rq[0] if rq else None
+    if op is None or op.flags or len(data) > op.size:
+        peer.chunks.append(data)
+        peer.rlen += len(data)
+        if rq:  # receives wait at the peer: they take it now, in order
+            net._serve_stream(peer)
+        return None
+    rq.popleft()
+    op.result = data
+    op.count = len(data)
+    ov = op.ov
+    if ov is None:  # a blocked call: its thread wakes once the lock is free
+        op.done = True
+        waker = op.waker
+        if waker is not None:
+            op.waker = None
+            net._parked -= 1
+        return waker
+    op.error = 0  # overlapped: its completion is delivered after the lock
+    ov.data = data
+    if op.kind == RECVFROM:
+        ov.address = op.address
+    net._done.append(op)
+    peer.undelivered += 1
+    if rq:  # the receives behind it, as _serve_stream() goes on
+        net._serve_stream(peer)
+    return None
 
 
 def route(s: MemorySocket, data: bytes, dest: tuple[str, int]) -> int:

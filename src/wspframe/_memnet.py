@@ -14,7 +14,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ._errors import WSAErrorCode, contain, raise_wsa, report_unraisable
 from ._memaddr import ANY, public_address
@@ -454,6 +454,7 @@ class MemoryNetwork:
         budget = 0  # what was queued when we took delivery over
         s: MemorySocket | None = None  # whose completion was just delivered
         stack: list[MemorySocket] | None = None
+        complete: Callable[[int, Any, int, int], None] | None = None
         try:
             while True:
                 lock.acquire()  # `with guard` without the cost of three Python calls
@@ -514,7 +515,17 @@ class MemoryNetwork:
                     stack = self._delivering()
                 stack.append(s)
                 try:
-                    self._deliver(op)
+                    if op.conn is None:  # _deliver(), inlined: the usual case
+                        if complete is None:
+                            upcalls = self._upcalls
+                            assert upcalls is not None
+                            complete = upcalls.complete_overlapped_request
+                        try:
+                            complete(s.handle, op.ov, op.error, op.count)
+                        except Exception as exc:
+                            self._unraisable(exc, op)
+                    else:
+                        self._deliver(op)
                 finally:
                     stack.pop()
         except BaseException:
@@ -554,7 +565,12 @@ class MemoryNetwork:
         try:
             upcalls.complete_overlapped_request(s.handle, ov, op.error, op.count)
         except Exception as exc:
-            report_unraisable(exc, f"Exception completing {ov!r} on memory socket {s.handle}", s)
+            self._unraisable(exc, op)
+
+    @staticmethod
+    def _unraisable(exc: Exception, op: Op) -> None:
+        s = op.s
+        report_unraisable(exc, f"Exception completing {op.ov!r} on memory socket {s.handle}", s)
 
     def _adopt(self, op: Op, upcalls: Upcalls) -> None:
         """Give an overlapped accept's connection its handle, as accept() does;

@@ -47,8 +47,9 @@ from typing import Any
 from ._errors import WSAError, WSAErrorCode, raise_wsa
 from ._memaddr import as_bytes, parse_address
 from ._membase import MemoryProviderBase
-from ._memdata import route
+from ._memdata import deposit, route
 from ._memsock import (
+    CONNECTED,
     DGRAM_RECV_FLAGS,
     OTHER,
     RECV,
@@ -84,26 +85,69 @@ class MemoryOverlapped(MemoryProviderBase):
         """
         if type(data) is not bytes:
             data = as_bytes(data)
+        net = self.network
+        lock = net._lock
+        waker = None  # a blocked recv's, handed the data: woken after the lock
+        lock.acquire()
+        try:
+            # The fast path (see _memdata): a connected stream, nothing queued
+            # before it, room at the peer for all of it: done at once.  Tested
+            # as "not fast" (short jumps, see MemoryData.send).
+            peer = s.peer if type(s) is MemorySocket else None
+            if (
+                peer is None
+                or s.network is not net
+                or flags
+                or s.state != CONNECTED
+                or s.send_shut
+                or s.sq
+                or not net.is_up
+                or peer.state != CONNECTED
+                or peer.recv_shut
+                or peer.rcvbuf - peer.rlen < len(data)
+            ):
+                self._send_general(s, data, flags, ov)
+            else:
+                op = Op(s, ov, SEND, len(data))
+                op.count = op.size
+                net._done.append(op)  # finished: before the receive it completes
+                s.undelivered += 1
+                if data:
+                    waker = deposit(net, peer, data)
+                if net._waiting:
+                    net._cond.notify_all()
+        finally:
+            # net._release(), inlined: release, then wake the receivers
+            wakes = net._wakes
+            if wakes:
+                net._wakes = []
+                lock.release()
+                for other in wakes:
+                    other.unpark()
+            else:
+                lock.release()
+            if waker is not None:
+                waker.unpark()
+            if net._done:
+                net._drain()
+
+    def _send_general(self, s: MemorySocket, data: bytes, flags: int, ov: Any) -> None:
+        """:meth:`send_overlapped` when the fast path does not apply (lock held)."""
         if flags & ~SEND_FLAGS:
             raise_wsa(_E.WSAEOPNOTSUPP, f"unsupported send flags {flags!r}")
         net = self.network
-        try:
-            with net._guard:
-                if type(s) is MemorySocket and not s.stream:
-                    self._send_datagram(self._op(s, ov, OTHER), data, s.peer_addr)
-                    return
-                op = self._op(s, ov, SEND, len(data))
-                error = _E.WSAENETDOWN if not net.is_up else stream_error(s, True)
-                if error:
-                    net._finish(op, error)
-                    return
-                op.data = data
-                s.sq.append(op)
-                assert s.peer is not None
-                net._move(s, s.peer)
-        finally:
-            if net._done:
-                net._drain()
+        if type(s) is MemorySocket and not s.stream:
+            self._send_datagram(self._op(s, ov, OTHER), data, s.peer_addr)
+            return
+        op = self._op(s, ov, SEND, len(data))
+        error = _E.WSAENETDOWN if not net.is_up else stream_error(s, True)
+        if error:
+            net._finish(op, error)
+            return
+        op.data = data
+        s.sq.append(op)
+        assert s.peer is not None
+        net._move(s, s.peer)
 
     def sendto_overlapped(
         self, s: MemorySocket, data: Any, flags: int, address: Any, ov: Any
@@ -156,7 +200,34 @@ class MemoryOverlapped(MemoryProviderBase):
         Waits behind the receives queued before it.  Flags as :meth:`recv`;
         end of file completes it with ``b""`` and 0 bytes.
         """
-        self._post_recv(s, bufsize, flags, ov, RECV)
+        net = self.network
+        lock = net._lock
+        # The fast path: a connected stream with nothing to receive yet (no
+        # data, no end of file, no send waiting at the peer): the receive just
+        # waits its turn.  Nothing finishes, so nothing is woken or delivered.
+        lock.acquire()
+        try:
+            if (
+                type(s) is not MemorySocket
+                or type(bufsize) is not int
+                or bufsize <= 0
+                or flags
+                or s.network is not net
+                or s.state != CONNECTED
+                or s.rlen
+                or s.eof
+                or s.recv_shut
+                or not net.is_up
+                or (s.peer is not None and s.peer.sq)
+            ):
+                queued = False
+            else:
+                s.rq.append(Op(s, ov, RECV, bufsize))
+                queued = True
+        finally:
+            lock.release()
+        if not queued:
+            self._post_recv(s, bufsize, flags, ov, RECV)
 
     def recvfrom_overlapped(self, s: MemorySocket, bufsize: int, flags: int, ov: Any) -> None:
         """``WSPRecvFrom`` with an overlapped: ``ov.data`` and ``ov.address`` (the

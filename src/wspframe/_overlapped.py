@@ -460,7 +460,10 @@ def finish(
     ov.pending = False
     callback = ov._callback
     if callback is not None:  # a substitute: only the layer hears of it
-        _set_done(ov)
+        ov._finished = True  # _set_done(), inlined
+        waiter = ov._waiter
+        if waiter is not None:
+            waiter.set()
         callback(ov)
         return
     finisher = ov._finisher
