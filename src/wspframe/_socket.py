@@ -121,9 +121,20 @@ def _hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProv
     if plan is None:
         plan = level.socket_plan = _socket_plan(level)
     if plan:
-        planned = _planned(plan, top.context)
-        if planned is not None:
-            return planned, plan[5]
+        calls, _, uniform, providers, checks, native = plan
+        if uniform >= 0 and not checks:
+            # One level runs them all (one provider): _planned's usual case.
+            if _HOT_NAMES.isdisjoint(providers[0].__dict__):
+                ctx = top.context
+                while uniform:
+                    ctx = ctx.lower.context
+                    uniform -= 1
+                c0, c1, c2, c3, c4, c5 = calls
+                return (c0, ctx, c1, ctx, c2, ctx, c3, ctx, c4, ctx, c5, ctx), native
+        else:
+            planned = _planned(plan, top.context)
+            if planned is not None:
+                return planned, native
     return _bound_bindings(top)
 
 
@@ -217,17 +228,10 @@ def _socket_plan(level: NextLayer) -> _Plan | bool:
 
 def _planned(plan: _Plan, ctx: Any) -> tuple[Any, ...] | None:
     """The flat bindings :func:`_hot_bindings` would find for the socket whose
-    top context is ``ctx``, from the plan; None if the plan does not apply
-    (an operation replaced on a provider instance, a context of another class)."""
-    calls, depths, uniform, providers, checks, _ = plan
-    c0, c1, c2, c3, c4, c5 = calls
-    if uniform >= 0 and not checks:  # one level runs them all: one provider
-        if not _HOT_NAMES.isdisjoint(providers[0].__dict__):
-            return None
-        while uniform:
-            ctx = ctx.lower.context
-            uniform -= 1
-        return (c0, ctx, c1, ctx, c2, ctx, c3, ctx, c4, ctx, c5, ctx)
+    top context is ``ctx``, from a plan whose operations run at several levels;
+    None if the plan does not apply (an operation replaced on a provider
+    instance, a context of another class)."""
+    calls, depths, _, providers, checks, _ = plan
     for provider in providers:
         if not _HOT_NAMES.isdisjoint(provider.__dict__):
             return None
@@ -238,6 +242,7 @@ def _planned(plan: _Plan, ctx: Any) -> tuple[Any, ...] | None:
     for depth, cls in checks:
         if type(x[depth]) is not cls:
             return None
+    c0, c1, c2, c3, c4, c5 = calls
     d0, d1, d2, d3, d4, d5 = depths
     return (c0, x[d0], c1, x[d1], c2, x[d2], c3, x[d3], c4, x[d4], c5, x[d5])
 
