@@ -1,4 +1,4 @@
-"""Addresses and buffers of the ``memory`` provider (see ``_memory`` for the model).
+"""Addresses, ports and buffers of the ``memory`` provider (see ``_memory`` for the model).
 
 Addresses are ``(host, port)`` for IPv4 and ``(host, port[, flowinfo[,
 scope_id]])`` for IPv6 (shown as 4-tuples, like Python); hosts are IP
@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._constants import AF_INET, AF_INET6
 from ._errors import WSAErrorCode, raise_wsa, wsa_error
+
+if TYPE_CHECKING:
+    from ._memnet import MemoryNetwork
+    from ._memsock import MemorySocket
 
 _E = WSAErrorCode
 
@@ -124,3 +128,60 @@ def writable_view(buffer: Any, nbytes: int) -> tuple[memoryview, int]:
             _E.WSAEINVAL, f"nbytes must not exceed the buffer's {len(view)} bytes, got {nbytes!r}"
         )
     return view, nbytes or len(view)
+
+
+# -- the network's port table (lock held) --------------------------------------------
+# ``MemoryNetwork._ports``: per (type, family), per port, the sockets bound to it.
+
+
+def ephemeral_port(net: MemoryNetwork, key: tuple[int, int]) -> int:
+    """The next free ephemeral port for sockets of ``key`` (type, family)."""
+    table = net._ports.get(key, {})
+    first, last = net.EPHEMERAL_FIRST, net.EPHEMERAL_LAST
+    port = net._next_port
+    for _ in range(last - first + 1):
+        following = port + 1 if port < last else first
+        if port not in table:
+            net._next_port = following
+            return port
+        port = following
+    raise_wsa(_E.WSAENOBUFS, f"no free ephemeral port in {first}..{last}")
+
+
+def register(s: MemorySocket) -> None:
+    """Enter ``s`` (bound) in its network's port table."""
+    assert s.local is not None
+    s.network._ports.setdefault(s.key, {}).setdefault(s.local[1], []).append(s)
+
+
+def unregister(s: MemorySocket) -> None:
+    """Take ``s`` out of its network's port table, if it is there."""
+    if s.local is None:
+        return
+    table = s.network._ports.get(s.key)
+    if table is None:
+        return
+    port = s.local[1]
+    bound = table.get(port)
+    if bound is not None and s in bound:
+        bound.remove(s)
+        if not bound:
+            del table[port]
+
+
+def conflict(s: MemorySocket, ip: str, port: int) -> MemorySocket | None:
+    """The socket that keeps ``s`` from ``(ip, port)``, if any."""
+    wild = ANY[s.family]
+    for other in s.network._ports.get(s.key, {}).get(port, ()):
+        if other is s or other.local is None:
+            continue
+        oip = other.local[0]
+        if oip != ip and oip != wild and ip != wild:
+            continue
+        if s.reuse and other.reuse and not (s.stream and other.state == _LISTENING):
+            continue
+        return other
+    return None
+
+
+_LISTENING: Final = 1  # _memsock.LISTENING (which imports this module)

@@ -38,6 +38,7 @@ import time
 from typing import Any, ClassVar
 
 from ._errors import WSAError, WSAErrorCode, raise_wsa
+from ._memaddr import ephemeral_port, register
 from ._memnet import MemoryNetwork
 from ._memsock import CLOSED, MemorySocket, Op, failure, outcome
 from ._spi import ServiceProvider
@@ -144,6 +145,6 @@ def autobind(s: MemorySocket, ip: str) -> tuple[str, int]:
     """Bind ``s`` (not bound yet) to ``ip`` and the next ephemeral port, as
     connecting or sending from an unbound socket does (lock held)."""
     net = s.network
-    s.local = (ip, net._ephemeral(s.key))
-    net._register(s)
+    s.local = (ip, ephemeral_port(net, s.key))
+    register(s)
     return s.local

@@ -41,7 +41,16 @@ from typing import Any
 
 from ._constants import SD_BOTH, SD_RECEIVE, SD_SEND
 from ._errors import WSAError, WSAErrorCode, raise_wsa
-from ._memaddr import ANY, BROADCAST, LOOPBACK, parse_address, public_address
+from ._memaddr import (
+    ANY,
+    BROADCAST,
+    LOOPBACK,
+    conflict,
+    ephemeral_port,
+    parse_address,
+    public_address,
+    register,
+)
 from ._membase import MemoryProviderBase, autobind
 from ._memnet import reset, teardown
 from ._memsock import (
@@ -81,11 +90,11 @@ class MemoryConnections(MemoryProviderBase):
                     f"cannot bind to {address!r}",
                 )
             if port == 0:
-                port = net._ephemeral(s.key)
-            elif net._conflict(s, ip, port) is not None:
+                port = ephemeral_port(net, s.key)
+            elif conflict(s, ip, port) is not None:
                 raise_wsa(_E.WSAEADDRINUSE, f"address {address!r} is already in use")
             s.local = (ip, port)
-            net._register(s)
+            register(s)
 
     def listen(self, s: MemorySocket, backlog: int) -> None:
         """``WSPListen``: accept connections, at most ``backlog`` waiting (at least 1)."""
@@ -270,7 +279,7 @@ class MemoryConnections(MemoryProviderBase):
         server.state = CONNECTED
         server.peer = s
         server.peer_addr = s.local
-        net._register(server)
+        register(server)
         s.state = CONNECTED
         s.peer = server
         s.peer_addr = (ip, port)

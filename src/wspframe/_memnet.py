@@ -16,8 +16,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ._errors import WSAErrorCode, contain, raise_wsa, report_unraisable
-from ._memaddr import ANY, public_address
+from ._errors import WSAErrorCode, contain, report_unraisable
+from ._memaddr import public_address, unregister
 from ._memsock import (
     ACCEPT,
     CLOSED,
@@ -496,8 +496,13 @@ class MemoryNetwork:
                         if settled or not done:
                             return
                     elif not done or (self._handoff and (settled or self._overtime)):
-                        # Done, or leave the rest to the thread waiting for it.
-                        self._release_delivery(me)
+                        # Done, or leave the rest to the thread waiting for it:
+                        # _release_delivery(), inlined.
+                        if owner == me:
+                            self._drainer = 0
+                            self._overtime = False
+                            if self._waiting or self._handoff:
+                                self._cond.notify_all()
                         return
                     self._drainer = me
                     op = done.popleft()
@@ -511,8 +516,11 @@ class MemoryNetwork:
                         self._release()
                     else:
                         lock.release()
-                if stack is None:
-                    stack = self._delivering()
+                if stack is None:  # _delivering(), inlined
+                    try:
+                        stack = self._tls.stack
+                    except AttributeError:
+                        stack = self._tls.stack = []
                 stack.append(s)
                 try:
                     if op.conn is None:  # _deliver(), inlined: the usual case
@@ -626,49 +634,6 @@ class MemoryNetwork:
                 self._settling -= 1
                 self._cond.notify_all()
 
-    def _ephemeral(self, key: tuple[int, int]) -> int:
-        table = self._ports.get(key, {})
-        first, last = self.EPHEMERAL_FIRST, self.EPHEMERAL_LAST
-        port = self._next_port
-        for _ in range(last - first + 1):
-            following = port + 1 if port < last else first
-            if port not in table:
-                self._next_port = following
-                return port
-            port = following
-        raise_wsa(_E.WSAENOBUFS, f"no free ephemeral port in {first}..{last}")
-
-    def _register(self, s: MemorySocket) -> None:
-        assert s.local is not None
-        self._ports.setdefault(s.key, {}).setdefault(s.local[1], []).append(s)
-
-    def _unregister(self, s: MemorySocket) -> None:
-        if s.local is None:
-            return
-        table = self._ports.get(s.key)
-        if table is None:
-            return
-        port = s.local[1]
-        bound = table.get(port)
-        if bound is not None and s in bound:
-            bound.remove(s)
-            if not bound:
-                del table[port]
-
-    def _conflict(self, s: MemorySocket, ip: str, port: int) -> MemorySocket | None:
-        """The socket that keeps ``s`` from ``(ip, port)``, if any."""
-        wild = ANY[s.family]
-        for other in self._ports.get(s.key, {}).get(port, ()):
-            if other is s or other.local is None:
-                continue
-            oip = other.local[0]
-            if oip != ip and oip != wild and ip != wild:
-                continue
-            if s.reuse and other.reuse and not (s.stream and other.state == LISTENING):
-                continue
-            return other
-        return None
-
 
 #: Every network, so that a forked child can drop the parent's parkers.
 _networks: weakref.WeakSet[MemoryNetwork] = weakref.WeakSet()
@@ -702,13 +667,13 @@ def teardown(s: MemorySocket, old: int) -> None:
     """Free the state of ``s``, closed in state ``old``, and tell its peer (lock held)."""
     net = s.network
     net._sockets.pop(s, None)
-    net._unregister(s)
+    unregister(s)
     if old == LISTENING:
         for pending in s.pending:
             if pending.peer is not None:
                 reset(pending.peer)
             pending.state = CLOSED
-            net._unregister(pending)
+            unregister(pending)
         s.pending.clear()
     elif old == CONNECTED:
         peer = s.peer

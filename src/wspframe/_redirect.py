@@ -213,7 +213,14 @@ class _Pump:
             self.outbox = memoryview(data)[n:]
             self.redirector._watch(self)  # the thread writes the rest (flush)
             return
-        self.post()
+        if self.closed:  # post(), inlined: this is the hot path
+            return
+        ov.pending = True
+        try:
+            self.recv(self.recv_size, 0, ov)
+        except Exception:
+            ov.pending = False
+            self.eof_to_app()
 
     def flush(self) -> None:
         """Write what waits, now that the host's end is writable (the thread)."""
