@@ -22,7 +22,7 @@ from ._constants import FIONBIO, SOCK_STREAM, WSAFlag
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._overlapped import CompletionPort, CompletionRoutine, Overlapped
 from ._protocol import ProtocolInfo
-from ._spi import LayerSocket, ServiceProvider
+from ._spi import ServiceProvider
 
 if TYPE_CHECKING:
     from ._chain import Dispatch, NextLayer
@@ -560,10 +560,9 @@ class Socket:
                 while True:
                     if level.handle in records:
                         table.discard(level.handle)
-                    ctx = level.context
-                    if not isinstance(ctx, LayerSocket):
+                    if level.level.is_base:
                         break
-                    level = ctx.lower
+                    level = level.context.lower  # a LayerSocket's (adopt checked)
             finally:
                 table.closer = outer
         return error
