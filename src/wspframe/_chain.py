@@ -253,12 +253,12 @@ class NextLayer:
         self.context_class: type = object if self.is_base else LayerSocket
         self.records = table._records
         #: The Socket API's bindings of hot operations at this level as the
-        #: top (see _socket._hot_bindings): op -> (function, the provider it
+        #: top (see _bindings.hot_bindings): op -> (function, the provider it
         #: was bound with or None, the callable, the provider called natively
         #: or None).
         self.plan: dict[str, tuple[Any, Any, Any, Any]] = {}
         #: The same for every socket at once, made by the first socket with
-        #: this level on top (_socket._socket_plan; False: none applies).
+        #: this level on top (_bindings._socket_plan; False: none applies).
         self.socket_plan: Any = None
 
     @property
@@ -541,7 +541,7 @@ class LazyDispatch(Dispatch):
     """A :class:`Dispatch` whose hot operations are bound on first use.
 
     Made for a chain's top level, which the Socket API calls through bindings
-    of its own (see ``_socket._hot_bindings``), and for a level whose layers
+    of its own (see ``_bindings.hot_bindings``), and for a level whose layers
     above run no hot operation themselves (pass-throughs such as
     ``passthrough``): most sockets never read them there.  A level below a
     layer that does binds them at once, since the layer calls

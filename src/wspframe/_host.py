@@ -28,72 +28,19 @@ from typing import Any
 from ._catalog import Catalog
 from ._chain import Dispatch, NextLayer, compile_levels
 from ._config import Config, load_config
-from ._constants import FROM_PROTOCOL_INFO, XP1, WSAFlag
+from ._constants import FROM_PROTOCOL_INFO
 from ._discovery import PLUGINS_ENV, Discovery, discover
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._handles import HandleTable, Upcalls
 from ._overlapped import CompletionPort, Overlapped, finish
 from ._protocol import ProtocolInfo, provider_uuid
 from ._redirect import Redirector
+from ._sockargs import FLAGS_TO_CHECK, check_flags, check_triplet
 from ._socket import Socket, SocketCore
 from ._spec import ChainSpec, ChainSpecError, LayerSpec, parse_chain
 from ._spi import REQUIRED_OPERATIONS, LayeredProvider, ServiceProvider, doubly_defined
 
 __all__ = ["Host"]
-
-_MULTIPOINT = (
-    WSAFlag.MULTIPOINT_C_ROOT
-    | WSAFlag.MULTIPOINT_C_LEAF
-    | WSAFlag.MULTIPOINT_D_ROOT
-    | WSAFlag.MULTIPOINT_D_LEAF
-)
-_MULTIPOINT_BITS = int(_MULTIPOINT)
-_KNOWN_FLAGS = int(
-    _MULTIPOINT | WSAFlag.OVERLAPPED | WSAFlag.NO_HANDLE_INHERIT | WSAFlag.ACCESS_SYSTEM_SECURITY
-)
-#: Bits of a plain int ``flags`` that check_flags must look at (multipoint,
-#: unknown, the sign); an int without any passes it.
-_FLAGS_TO_CHECK = ~(_KNOWN_FLAGS & ~_MULTIPOINT_BITS)
-
-
-def check_flags(flags: int, entry: ProtocolInfo) -> None:
-    """The ``dwFlags`` rules of ``WSPSocket`` (multipoint needs exactly one of
-    C_ROOT/C_LEAF and one of D_ROOT/D_LEAF, ROOT only on rooted planes)."""
-    # As a plain int: arithmetic on a WSAFlag runs Python code.
-    value = int(flags) if isinstance(flags, int) else -1
-    if value < 0 or value & ~_KNOWN_FLAGS:
-        raise_wsa(
-            WSAErrorCode.WSAEINVAL, f"flags must be a combination of WSA_FLAG_*, got {flags!r}"
-        )
-    mp = value & _MULTIPOINT_BITS
-    if not mp:
-        return
-    sf = entry.service_flags
-    if not sf & XP1.SUPPORT_MULTIPOINT:
-        raise_wsa(
-            WSAErrorCode.WSAEINVAL,
-            f"multipoint flags {WSAFlag(mp)!r} given, but {entry.name!r} lacks "
-            "XP1_SUPPORT_MULTIPOINT",
-        )
-    c = mp & (WSAFlag.MULTIPOINT_C_ROOT | WSAFlag.MULTIPOINT_C_LEAF)
-    d = mp & (WSAFlag.MULTIPOINT_D_ROOT | WSAFlag.MULTIPOINT_D_LEAF)
-    if c not in (WSAFlag.MULTIPOINT_C_ROOT, WSAFlag.MULTIPOINT_C_LEAF) or d not in (
-        WSAFlag.MULTIPOINT_D_ROOT,
-        WSAFlag.MULTIPOINT_D_LEAF,
-    ):
-        raise_wsa(
-            WSAErrorCode.WSAEINVAL,
-            "multipoint sockets need exactly one of WSA_FLAG_MULTIPOINT_C_ROOT/C_LEAF and one "
-            f"of WSA_FLAG_MULTIPOINT_D_ROOT/D_LEAF, got {WSAFlag(mp)!r}",
-        )
-    if c == WSAFlag.MULTIPOINT_C_ROOT and not sf & XP1.MULTIPOINT_CONTROL_PLANE:
-        raise_wsa(
-            WSAErrorCode.WSAEINVAL, f"C_ROOT needs a rooted control plane; {entry.name!r} has none"
-        )
-    if d == WSAFlag.MULTIPOINT_D_ROOT and not sf & XP1.MULTIPOINT_DATA_PLANE:
-        raise_wsa(
-            WSAErrorCode.WSAEINVAL, f"D_ROOT needs a rooted data plane; {entry.name!r} has none"
-        )
 
 
 def _chain_shape(level: NextLayer | None) -> tuple[ServiceProvider, ...]:
@@ -109,12 +56,6 @@ def _chain_shape(level: NextLayer | None) -> tuple[ServiceProvider, ...]:
 _Route = tuple[int, int, int, tuple[ProtocolInfo, ...], tuple[WSAErrorCode, str]]
 #: Routes a host keeps (they are few in practice; this bounds a wild caller).
 _MAX_ROUTES = 256
-
-
-def _check_triplet(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise_wsa(WSAErrorCode.WSAEINVAL, f"{name} must be an int, got {value!r}")
-    return int(value)
 
 
 class Host:
@@ -555,9 +496,9 @@ class Host:
         their classes (``True`` is not ``1`` here), until the catalog changes."""
         key = (af, type, protocol, af.__class__, type.__class__, protocol.__class__)
         # Defaults: the socket module's (AF_INET, SOCK_STREAM, 0).
-        af = _check_triplet("af", 2 if af is None else af)
-        type = _check_triplet("type", 1 if type is None else type)
-        protocol = _check_triplet("protocol", 0 if protocol is None else protocol)
+        af = check_triplet("af", 2 if af is None else af)
+        type = check_triplet("type", 1 if type is None else type)
+        protocol = check_triplet("protocol", 0 if protocol is None else protocol)
         if FROM_PROTOCOL_INFO in (af, type, protocol):
             route: _Route = (
                 af,
@@ -585,9 +526,9 @@ class Host:
     ) -> Socket:
         """:meth:`socket` with an explicit ``protocol_info`` (SPI rule A4)."""
         # Defaults: everything from the protocol info.
-        af = _check_triplet("af", FROM_PROTOCOL_INFO if af is None else af)
-        type = _check_triplet("type", FROM_PROTOCOL_INFO if type is None else type)
-        protocol = _check_triplet("protocol", FROM_PROTOCOL_INFO if protocol is None else protocol)
+        af = check_triplet("af", FROM_PROTOCOL_INFO if af is None else af)
+        type = check_triplet("type", FROM_PROTOCOL_INFO if type is None else type)
+        protocol = check_triplet("protocol", FROM_PROTOCOL_INFO if protocol is None else protocol)
         if protocol_info.shared_token:
             return self._open_shared(protocol_info)
         if group != 0:
@@ -613,7 +554,7 @@ class Host:
     def _create(
         self, entry: ProtocolInfo, af: int, type_: int, protocol: int, flags: int
     ) -> Socket:
-        if flags.__class__ is not int or flags & _FLAGS_TO_CHECK:
+        if flags.__class__ is not int or flags & FLAGS_TO_CHECK:
             check_flags(flags, entry)
         levels = self._levels.get(entry.catalog_entry_id)
         if levels is None:
