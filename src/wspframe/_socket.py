@@ -445,7 +445,7 @@ class Socket:
     def _start(self, op: str, ov: Overlapped, routine: CompletionRoutine | None) -> Dispatch:
         top = self._dispatch()
         core = self._core
-        if not core.flags & _OVERLAPPED:
+        if core.inflight is _NONE_INFLIGHT:  # made without WSA_FLAG_OVERLAPPED
             raise_wsa(
                 WSAErrorCode.WSAEINVAL,
                 f"{op}_overlapped() needs a socket created with WSA_FLAG_OVERLAPPED",
