@@ -19,14 +19,15 @@ import functools
 import types
 from typing import TYPE_CHECKING, Any, Final
 
-from ._spi import ServiceProvider
+from ._spi import SOCKET_OPERATIONS, ServiceProvider
 
 if TYPE_CHECKING:
     from ._chain import Dispatch, NextLayer
 
 __all__ = ["hot_bindings"]
 
-_HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
+#: The data path's operations, in the order of the Socket's slots.
+_HOT: Final = SOCKET_OPERATIONS
 
 
 def hot_bindings(top: Dispatch) -> tuple[tuple[Any, ...], dict[str, ServiceProvider]]:

@@ -53,7 +53,7 @@ _SKIPPABLE: Final = (*DATA_OPERATIONS, *OVERLAPPED_OPERATIONS)
 #: bound on first use.  A type with ``__getattr__`` defeats CPython's
 #: attribute specialization for every ``s.lower.send`` in every layer, so
 #: Dispatch has none.
-_HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
+_HOT: Final = SOCKET_OPERATIONS
 _SLOTS: Final = (
     "level",
     "context",

@@ -21,6 +21,7 @@ from ._constants import FIONBIO, SOCK_STREAM, WSAFlag
 from ._errors import WSAError, WSAErrorCode, contain, raise_wsa, wsa_error
 from ._overlapped import CompletionPort, CompletionRoutine, Overlapped
 from ._protocol import ProtocolInfo
+from ._spi import SOCKET_OPERATIONS
 
 if TYPE_CHECKING:
     from ._chain import Dispatch
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Socket", "SocketCore"]
 
-_HOT: Final = ("send", "recv", "recv_into", "sendto", "recvfrom", "recvfrom_into")
+#: The data path's operations, in the order of the Socket's slots.
+_HOT: Final = SOCKET_OPERATIONS
 #: WSA_FLAG_OVERLAPPED as a plain int (IntFlag arithmetic costs a Python call).
 _OVERLAPPED: Final = int(WSAFlag.OVERLAPPED)
 #: The ``inflight`` of a socket that cannot start overlapped operations.
